@@ -1,0 +1,85 @@
+"""The run directory: the record every workload writes and every reader trusts.
+
+Layout (DESIGN.md, "Run directory"), under ``runs/<sweep>/<run-id>/``:
+
+- ``config.json``   full resolved config, workload name, package version, run id
+- ``metrics.jsonl`` one row per log/eval step (step, tokens, train_loss, eval_loss, ...)
+- ``summary.json``  status, target loss, steps to target, final losses, reason
+- ``status``        one word (see STATUSES), written last and atomically
+
+A run is finished exactly when ``status`` exists. Writers use ``scaling.store`` (atomic
+rename), so a reader never sees a half-written record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from scaling import __version__
+from scaling.store import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+STATUS = "status"
+
+# done: finished its budget (or stopped at the target); censored: hit the token cap before the
+# target; diverged: NaN/inf loss; failed: crashed (OOM, error) -- reason in summary.json.
+STATUSES = ("done", "censored", "diverged", "failed")
+
+
+def write_config(run_dir: Path, resolved: dict, *, workload: str, run_id: str) -> None:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / CONFIG, {"run_id": run_id, "workload": workload,
+                                         "version": __version__, "config": resolved})
+
+
+def append_metrics(run_dir: Path, rows: list[dict]) -> None:
+    append_jsonl(Path(run_dir) / METRICS, rows)
+
+
+def finish(run_dir: Path, summary: dict) -> None:
+    """Write summary.json, then the status marker (last, atomically)."""
+    status = summary.get("status")
+    if status not in STATUSES:
+        raise ValueError(f"unknown run status {status!r}")
+    run_dir = Path(run_dir)
+    atomic_write_json(run_dir / SUMMARY, summary)
+    atomic_write_text(run_dir / STATUS, status + "\n")
+
+
+def read_status(run_dir: Path) -> Optional[str]:
+    """The finished status, or None while the run is not finished."""
+    try:
+        return (Path(run_dir) / STATUS).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def read_summary(run_dir: Path) -> Optional[dict]:
+    if read_status(run_dir) is None:
+        return None
+    return read_json(Path(run_dir) / SUMMARY)
+
+
+def read_config(run_dir: Path) -> Optional[dict]:
+    try:
+        return read_json(Path(run_dir) / CONFIG)
+    except FileNotFoundError:
+        return None
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS
+    return read_jsonl(path) if path.exists() else []
+
+
+def clear_status(run_dir: Path) -> None:
+    """Forget a finished status (used when a run is deliberately re-run)."""
+    for name in (STATUS, SUMMARY):
+        try:
+            (Path(run_dir) / name).unlink()
+        except FileNotFoundError:
+            pass
