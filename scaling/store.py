@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+FILE_MODE = 0o644  # permissions of every record written (readable by other workers/users)
+
 
 def _fsync_dir(directory: Path) -> None:
     try:
@@ -35,6 +37,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp creates 0600; records are meant to be shared
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

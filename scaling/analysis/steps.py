@@ -1,0 +1,306 @@
+"""The steps table: S(B) per (params, tokens) group, read from a CSV or from run directories.
+
+DESIGN.md, "Steps table": required columns ``params,tokens,batch_size,steps``; optional
+``seq_len, lr, seed, target_loss, status``. Rows with equal (params, tokens) form a group;
+within a group the minimum steps over the tuning grid (``lr``) is used per batch size
+(Zhang et al. 2024, S(B) is "minimum over the tuning grid at that B"). Replicate seeds of one
+(batch size, lr) cell are combined by their geometric mean (the fits work in log S). Censored,
+diverged and failed rows are not data points: they are excluded and reported.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from scaling.errors import ScalingError
+
+REQUIRED_COLUMNS = ("params", "tokens", "batch_size", "steps")
+OPTIONAL_COLUMNS = ("seq_len", "lr", "seed", "target_loss", "status")
+USED_STATUSES = ("", "done", "ok", "finished", "success", "reached")
+EXCLUDED_STATUSES = ("censored", "diverged", "failed", "running", "pending")
+MIN_BATCH_SIZES = 3  # a two-parameter step model needs at least one residual degree of freedom
+RELATIVE_TOLERANCE = 1e-9  # two numbers this close are "equal" (duplicate detection, grouping)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured run: S(B) at one (params, tokens, batch size, lr, seed)."""
+
+    params: float
+    tokens: float
+    batch_size: float
+    steps: float
+    seq_len: Optional[float] = None
+    lr: Optional[float] = None
+    seed: Optional[str] = None
+    target_loss: Optional[float] = None
+    status: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A row that is not a data point (censored, diverged, failed), with the reason."""
+
+    params: float
+    tokens: float
+    batch_size: float
+    status: str
+    line: int
+
+    def describe(self) -> str:
+        return (f"line {self.line}: params={_fmt(self.params)} tokens={_fmt(self.tokens)} "
+                f"batch_size={_fmt(self.batch_size)} excluded ({self.status})")
+
+
+@dataclass(frozen=True)
+class Group:
+    """S(B) of one (params, tokens) pair after the minimum over the tuning grid.
+
+    ``batch_sizes`` ascending, ``steps`` the chosen value per batch size. ``replicates[i]`` holds
+    the individual seeds' steps of the chosen lr cell at ``batch_sizes[i]`` (length 1 when there
+    is a single run); ``best_lr[i]`` the chosen lr (None when the table has no lr column).
+    """
+
+    params: float
+    tokens: float
+    batch_sizes: np.ndarray
+    steps: np.ndarray
+    replicates: tuple
+    best_lr: tuple
+    seq_len: Optional[float] = None
+    target_loss: Optional[float] = None
+    warnings: tuple = ()
+
+    @property
+    def key(self) -> tuple:
+        return (self.params, self.tokens)
+
+    @property
+    def has_seeds(self) -> bool:
+        """Every batch size has at least two replicate runs: bootstrap can resample them."""
+        return all(len(r) >= 2 for r in self.replicates)
+
+
+@dataclass(frozen=True)
+class StepsTable:
+    """The groups of a steps table, the rows left out, and the hash of the input."""
+
+    groups: tuple
+    excluded: tuple = ()
+    sha256: str = ""
+    source: str = ""
+    warnings: tuple = field(default_factory=tuple)
+
+
+def _fmt(x) -> str:
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
+
+
+def _number(text: str, column: str, line: int, *, positive: bool, allow_empty: bool) -> Optional[float]:
+    text = (text or "").strip()
+    if text == "":
+        if allow_empty:
+            return None
+        raise ScalingError(f"line {line}: column {column!r} is empty")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ScalingError(f"line {line}: column {column!r} is not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise ScalingError(f"line {line}: column {column!r} is not finite: {text!r}")
+    if positive and value <= 0:
+        raise ScalingError(f"line {line}: column {column!r} must be positive, got {text!r}")
+    return value
+
+
+def parse_rows(records: Iterable[Mapping[str, object]], first_line: int = 2) -> tuple[list, list]:
+    """Validate dict records (CSV rows or ``steps_rows`` output) into used rows and exclusions."""
+    rows, excluded = [], []
+    for i, rec in enumerate(records):
+        line = first_line + i
+        rec = {str(k).strip(): ("" if v is None else str(v)) for k, v in rec.items() if k is not None}
+        status = rec.get("status", "").strip().lower()
+        if status not in USED_STATUSES and status not in EXCLUDED_STATUSES:
+            raise ScalingError(f"line {line}: unknown status {status!r} (expected one of "
+                               f"{', '.join(s for s in USED_STATUSES + EXCLUDED_STATUSES if s)})")
+        params = _number(rec.get("params"), "params", line, positive=True, allow_empty=False)
+        tokens = _number(rec.get("tokens"), "tokens", line, positive=True, allow_empty=False)
+        batch = _number(rec.get("batch_size"), "batch_size", line, positive=True, allow_empty=False)
+        if status in EXCLUDED_STATUSES:
+            excluded.append(Excluded(params, tokens, batch, status, line))
+            continue
+        steps_text = rec.get("steps", "").strip().lower()
+        if steps_text in ("", "nan", "inf", "none", "null"):
+            raise ScalingError(f"line {line}: steps is {steps_text or 'empty'!s} but status is not "
+                               f"'censored' or 'diverged'")
+        steps = _number(rec.get("steps"), "steps", line, positive=True, allow_empty=False)
+        rows.append(Row(
+            params=params, tokens=tokens, batch_size=batch, steps=steps,
+            seq_len=_number(rec.get("seq_len", ""), "seq_len", line, positive=True, allow_empty=True),
+            lr=_number(rec.get("lr", ""), "lr", line, positive=True, allow_empty=True),
+            seed=(rec.get("seed", "").strip() or None),
+            target_loss=_number(rec.get("target_loss", ""), "target_loss", line, positive=False,
+                                allow_empty=True),
+            status=status, line=line))
+    return rows, excluded
+
+
+def _close(a: Optional[float], b: Optional[float]) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE)
+
+
+def _single(values: list, what: str, key: tuple) -> Optional[float]:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    if any(not _close(v, present[0]) for v in present):
+        raise ScalingError(f"group params={_fmt(key[0])} tokens={_fmt(key[1])} has several {what} "
+                           f"values ({', '.join(sorted({_fmt(v) for v in present}))}); split the table")
+    return present[0]
+
+
+def group_rows(rows: Sequence[Row], min_batch_sizes: int = MIN_BATCH_SIZES) -> tuple[list, list]:
+    """Groups by (params, tokens): geometric mean over seeds, minimum over lr per batch size."""
+    cells: dict = {}
+    for r in rows:
+        key = (r.params, r.tokens)
+        cell = (r.batch_size, r.lr, r.seed)
+        prev = cells.setdefault(key, {}).get(cell)
+        if prev is not None:
+            if not _close(prev.steps, r.steps) or not _close(prev.seq_len, r.seq_len) \
+                    or not _close(prev.target_loss, r.target_loss):
+                raise ScalingError(
+                    f"lines {prev.line} and {r.line}: duplicate rows (params={_fmt(r.params)} "
+                    f"tokens={_fmt(r.tokens)} batch_size={_fmt(r.batch_size)} lr={r.lr} seed={r.seed}) "
+                    f"with conflicting values")
+            continue
+        cells[key][cell] = r
+    groups, warnings = [], []
+    for key in sorted(cells):
+        runs = list(cells[key].values())
+        seq_len = _single([r.seq_len for r in runs], "seq_len", key)
+        target = _single([r.target_loss for r in runs], "target_loss", key)
+        by_batch: dict = {}
+        for r in runs:
+            by_batch.setdefault(r.batch_size, {}).setdefault(r.lr, []).append(r.steps)
+        batch_sizes = sorted(by_batch)
+        if len(batch_sizes) < min_batch_sizes:
+            raise ScalingError(f"group params={_fmt(key[0])} tokens={_fmt(key[1])} has "
+                               f"{len(batch_sizes)} usable batch size(s); at least {min_batch_sizes} "
+                               f"are needed to fit S(B)")
+        lrs = sorted({r.lr for r in runs if r.lr is not None})
+        steps, reps, best = [], [], []
+        group_warnings = []
+        for b in batch_sizes:
+            options = {lr: float(np.exp(np.mean(np.log(v)))) for lr, v in by_batch[b].items()}
+            lr_best = min(options, key=options.get)
+            steps.append(options[lr_best])
+            reps.append(tuple(by_batch[b][lr_best]))
+            best.append(lr_best)
+            tried = [lr for lr in options if lr is not None]
+            if lr_best is not None and len(tried) >= 2 and lr_best in (min(tried), max(tried)):
+                edge = "smallest" if lr_best == min(tried) else "largest"
+                group_warnings.append(
+                    f"params={_fmt(key[0])} tokens={_fmt(key[1])} batch_size={_fmt(b)}: best lr "
+                    f"{lr_best:g} is the {edge} tried; the tuning grid may not contain the optimum")
+        del lrs
+        groups.append(Group(params=key[0], tokens=key[1], batch_sizes=np.array(batch_sizes, float),
+                            steps=np.array(steps, float), replicates=tuple(reps), best_lr=tuple(best),
+                            seq_len=seq_len, target_loss=target, warnings=tuple(group_warnings)))
+        warnings.extend(group_warnings)
+    return groups, warnings
+
+
+def read_csv_records(path: Path) -> tuple[list, str]:
+    """Rows of a CSV as dicts (header checked) and the sha256 of its bytes."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ScalingError(f"steps table not found: {path}") from None
+    except OSError as e:
+        raise ScalingError(f"cannot read steps table {path}: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ScalingError(f"steps table {path} is not UTF-8 text") from None
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise ScalingError(f"steps table {path} is empty (no header)")
+    try:
+        reader = csv.reader(lines, strict=True)
+        header = [h.strip() for h in next(reader)]
+        body = list(reader)
+    except csv.Error as e:
+        raise ScalingError(f"malformed CSV {path}: {e}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise ScalingError(f"steps table {path} lacks required column(s) {', '.join(missing)} "
+                           f"(header: {','.join(header)})")
+    if len(set(header)) != len(header):
+        raise ScalingError(f"steps table {path} has a repeated column name")
+    records = []
+    for i, fields in enumerate(body):
+        if not any(f.strip() for f in fields):
+            records.append(None)  # blank line: skipped, line numbers kept
+            continue
+        if len(fields) != len(header):
+            raise ScalingError(f"malformed CSV {path}: line {i + 2} has {len(fields)} fields, "
+                               f"header has {len(header)}")
+        records.append(dict(zip(header, fields)))
+    return records, hashlib.sha256(data).hexdigest()
+
+
+def _runs_dir_records(path: Path) -> tuple[list, str]:
+    try:
+        from scaling.sweep.steps import steps_rows  # written by the sweep side; lazy on purpose
+    except ImportError:
+        raise ScalingError(f"{path} is a directory, but reading run directories needs "
+                           f"scaling.sweep.steps.steps_rows, which is not available yet; export a "
+                           f"CSV with `scaling steps {path} -o steps.csv`") from None
+    records = [dict(r) for r in steps_rows(path)]
+    cols = list(REQUIRED_COLUMNS) + list(OPTIONAL_COLUMNS)
+    canon = "\n".join(",".join(str(r.get(c, "")) for c in cols) for r in records)
+    return records, hashlib.sha256(canon.encode()).hexdigest()
+
+
+def load_steps(source: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZES) -> StepsTable:
+    """Read a steps table (CSV path, or a runs directory via ``scaling.sweep.steps.steps_rows``).
+
+    Raises ``ScalingError`` (one line) for a missing file, malformed CSV, missing column,
+    non-positive or NaN values, duplicate rows that disagree, or a group with fewer than
+    ``min_batch_sizes`` usable batch sizes.
+    """
+    path = Path(source)
+    if path.is_dir():
+        records, digest = _runs_dir_records(path)
+    else:
+        records, digest = read_csv_records(path)
+    lines = [(i + 2, r) for i, r in enumerate(records) if r is not None]
+    rows, excluded = [], []
+    for line, rec in lines:
+        used, ex = parse_rows([rec], first_line=line)
+        rows += used
+        excluded += ex
+    if not rows:
+        raise ScalingError(f"steps table {path} has no usable rows"
+                           + (f" ({len(excluded)} censored/diverged)" if excluded else ""))
+    groups, warnings = group_rows(rows, min_batch_sizes)
+    warnings = list(warnings)
+    if excluded:
+        counts: dict = {}
+        for e in excluded:
+            counts[e.status] = counts.get(e.status, 0) + 1
+        warnings.append("excluded rows: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return StepsTable(groups=tuple(groups), excluded=tuple(excluded), sha256=digest,
+                      source=str(path), warnings=tuple(warnings))

@@ -1,0 +1,61 @@
+"""``scaling cbs STEPS``: critical batch size per (params, tokens) group (mirrors
+``scaling.analysis.critical_batch_sizes(scaling.analysis.load_steps(STEPS))``)."""
+
+from __future__ import annotations
+
+HELP = "critical batch size per (params, tokens) group from a steps table (CSV or runs directory)"
+
+
+def add_arguments(p) -> None:
+    from scaling.analysis.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+    from scaling.analysis.definitions import DEFAULT_OVERHEAD
+    from scaling.analysis.stepmodel import MODELS
+
+    p.add_argument("steps", metavar="STEPS", help="steps table CSV, or a runs directory")
+    p.add_argument("--reference-batch", type=float, default=None, metavar="B",
+                   help="B_ref in sequences (default: the smallest batch of each group)")
+    p.add_argument("--overhead", type=float, default=DEFAULT_OVERHEAD, metavar="EPS",
+                   help=f"eps of Definition 1 (default {DEFAULT_OVERHEAD})")
+    p.add_argument("--model", choices=MODELS, default="hyperbola", help="step model (default hyperbola)")
+    p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples")
+    p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, help="interval level")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def compute(args):
+    from scaling.analysis import critical_batch_sizes, load_steps
+
+    return critical_batch_sizes(load_steps(args.steps), reference_batch=args.reference_batch,
+                                overhead=args.overhead, model=args.model, n_resamples=args.resamples,
+                                confidence=args.confidence, seed=args.seed)
+
+
+def render(result) -> str:
+    from scaling.analysis.report import fmt, table
+
+    rows = []
+    for g in result.groups:
+        rows.append([fmt(g.params), fmt(g.tokens), fmt(g.cbs), fmt(g.cbs_ci), fmt(g.cbs_tokens),
+                     fmt(g.cbs_empirical), fmt(g.b_noise), fmt(g.s_min), fmt(g.alpha, 3),
+                     fmt(g.reference_batch), len(g.batch_sizes), fmt(g.rms_residual, 2),
+                     ",".join(g.flags) or "-"])
+    pct = f"{100 * result.confidence:g}%"
+    head = (f"CBS (Zhang et al. 2024 Def. 1, overhead {result.overhead:g}, step model {result.model}; "
+            f"{pct} bootstrap intervals). B_noise is McCandlish's B_crit, a different quantity.")
+    return head + "\n" + table(
+        ["params", "tokens", "cbs", f"cbs {pct}", "cbs_tokens", "empirical", "b_noise", "s_min",
+         "alpha", "B_ref", "n_B", "rms_log", "flags"], rows)
+
+
+def run(args) -> int:
+    from scaling.analysis.report import print_warnings
+    from scaling.store import to_json
+
+    result = compute(args)
+    if args.json:
+        print(to_json(result.to_dict()))
+    else:
+        print(render(result))
+        print_warnings("cbs", result.warnings)
+    return 0

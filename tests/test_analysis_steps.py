@@ -1,0 +1,101 @@
+"""Steps tables: parsing, grouping, censoring, and one-line rejection of bad input (exit 2)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scaling.analysis import load_steps
+from scaling.cli import main
+from scaling.errors import ScalingError
+
+HEADER = "params,tokens,batch_size,steps"
+GOOD = [f"1e6,2e7,{b},{s}" for b, s in [(16, 8000), (32, 4300), (64, 2400), (128, 1400), (256, 900)]]
+
+
+def write(tmp_path, lines, name="steps.csv"):
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def test_minimum_over_lr_and_seed_mean(tmp_path):
+    lines = ["params,tokens,batch_size,steps,lr,seed"]
+    for b, s in [(16, 8000), (32, 4300), (64, 2400)]:
+        lines += [f"1e6,2e7,{b},{s * 1.3},1e-3,0", f"1e6,2e7,{b},{s},3e-3,0", f"1e6,2e7,{b},{s * 1.21},3e-3,1",
+                  f"1e6,2e7,{b},{s * 1.5},1e-2,0"]
+    g = load_steps(write(tmp_path, lines)).groups[0]
+    want = [s * 1.1 for s in (8000, 4300, 2400)]  # geometric mean of s and 1.21 s
+    np.testing.assert_allclose(g.steps, want, rtol=1e-12)
+    assert g.best_lr == (3e-3, 3e-3, 3e-3) and g.has_seeds
+
+
+def test_edge_lr_warned(tmp_path):
+    lines = ["params,tokens,batch_size,steps,lr"]
+    for b, s in [(16, 8000), (32, 4300), (64, 2400)]:
+        lines += [f"1e6,2e7,{b},{s},1e-3", f"1e6,2e7,{b},{s * 1.2},3e-3"]
+    t = load_steps(write(tmp_path, lines))
+    assert any("smallest tried" in w for w in t.warnings)
+
+
+def test_censored_and_diverged_rows_excluded_and_reported(tmp_path):
+    lines = [HEADER + ",status"] + [g + ",done" for g in GOOD] + ["1e6,2e7,512,,censored", "1e6,2e7,1024,nan,diverged"]
+    t = load_steps(write(tmp_path, lines))
+    assert list(t.groups[0].batch_sizes) == [16, 32, 64, 128, 256]
+    assert [e.status for e in t.excluded] == ["censored", "diverged"]
+    assert any("1 censored" in w and "1 diverged" in w for w in t.warnings)
+
+
+def test_exact_duplicates_collapse(tmp_path):
+    t = load_steps(write(tmp_path, [HEADER] + GOOD + GOOD[:1]))
+    assert len(t.groups[0].batch_sizes) == 5
+
+
+BAD = {
+    "missing column": ([("params,tokens,steps"), "1e6,2e7,100"], "lacks required column"),
+    "zero steps": ([HEADER] + GOOD + ["1e6,2e7,512,0"], "must be positive"),
+    "nan steps": ([HEADER] + GOOD + ["1e6,2e7,512,nan"], "steps is nan"),
+    "negative batch": ([HEADER] + GOOD + ["1e6,2e7,-4,100"], "must be positive"),
+    "nan batch": ([HEADER] + GOOD + ["1e6,2e7,nan,100"], "not finite"),
+    "two batch sizes": ([HEADER, "1e6,2e7,16,800", "1e6,2e7,32,500"], "at least 3"),
+    "conflicting duplicate": ([HEADER] + GOOD + ["1e6,2e7,16,9000"], "conflicting"),
+    "wrong field count": ([HEADER] + GOOD + ["1e6,2e7,16"], "fields"),
+    "unbalanced quote": ([HEADER, '1e6,2e7,"16,800'], "malformed CSV"),
+    "not a number": ([HEADER] + GOOD + ["1e6,2e7,big,800"], "not a number"),
+    "empty": ([""], "empty"),
+    "unknown status": ([HEADER + ",status"] + [g + ",done" for g in GOOD] + ["1e6,2e7,512,100,weird"], "status"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_one_line_exit_2(tmp_path, capsys, case):
+    lines, needle = BAD[case]
+    p = write(tmp_path, lines)
+    assert main(["cbs", str(p), "--resamples", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_missing_file_exit_2_in_subprocess(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "scaling", "cbs", str(tmp_path / "nope.csv")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "not found" in out.stderr
+    assert out.stdout == ""
+
+
+def test_runs_directory_needs_sweep_helper(tmp_path):
+    try:
+        import scaling.sweep.steps  # noqa: F401
+    except ImportError:
+        with pytest.raises(ScalingError, match="steps_rows"):
+            load_steps(tmp_path)
+    else:  # the helper exists: an empty runs directory gives no usable rows
+        with pytest.raises(ScalingError):
+            load_steps(tmp_path)
+
+
+def test_example_csv_loads():
+    t = load_steps(Path(__file__).parent.parent / "examples" / "steps_example.csv")
+    assert len(t.groups) == 6 and all(len(g.batch_sizes) == 9 for g in t.groups)
