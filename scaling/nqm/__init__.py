@@ -1,0 +1,25 @@
+"""The noisy quadratic model (NQM) testbed for critical-batch-size measurements.
+
+Zhang et al. 2019 ("Which Algorithmic Choices Matter at Which Batch Sizes?") show that a
+quadratic with a power-law spectrum and curvature-shaped gradient noise reproduces the
+batch-size behaviour of real networks: perfect scaling, diminishing returns, a plateau, and a
+critical batch size that momentum and preconditioning push up. Its expected loss evolves in
+closed form, so a whole batch-size x learning-rate sweep costs seconds.
+
+- ``problem``:   the NQM instance (spectrum, noise, init) and the optimizer (momentum, H^-q)
+- ``recursion``: exact expected loss (second-moment recursion, dyadic eval schedule)
+- ``sampled``:   trajectories with real Gaussian noise (seed-to-seed spread)
+- ``cbs``:       Definition-1 CBS read directly off an S(B) curve
+- ``sweep``:     exact batch-size x lr sweep, Definition-1 target, S(B)
+- ``study``:     CBS against data size D for several spectra and optimizers; figures
+"""
+
+from scaling.nqm.cbs import DEFAULT_OVERHEAD, CurveCBS, cbs_from_curve
+from scaling.nqm.problem import NQM, Optimizer
+from scaling.nqm.recursion import eval_steps, expected_loss, second_moments
+from scaling.nqm.sampled import sampled_loss
+from scaling.nqm.sweep import SweepResult, exact_sweep, lr_grid, reference_target, schedule
+
+__all__ = ["NQM", "Optimizer", "expected_loss", "second_moments", "eval_steps", "sampled_loss",
+           "CurveCBS", "cbs_from_curve", "DEFAULT_OVERHEAD", "SweepResult", "exact_sweep",
+           "lr_grid", "reference_target", "schedule"]
