@@ -1,0 +1,33 @@
+"""The sweep layer: grid files -> two-phase runs (Definition 1 of Zhang et al. 2024) -> records.
+
+Python API (mirrors the CLI):
+
+- ``run_sweep(grid_path, workers=1, dry_run=False, out=None, devices=None, ...)``  ``scaling sweep``
+- ``status(runs="runs")``                                   ``scaling status``
+- ``steps_rows(runs_dir)``, ``write_steps_csv(rows, path)``  ``scaling steps``
+- ``demo(out="runs/demo")``                                 ``scaling demo``
+
+Modules: ``grid`` (YAML grid files), ``plan`` (expansion, run ids), ``protocol`` (targets,
+manifest), ``locks`` (claims with heartbeats), ``worker`` (the run loop, failure isolation),
+``runner`` (one command, K workers), ``records``/``status``/``steps`` (reading sweeps back).
+Nothing here imports JAX; the LM workload does, when a run starts.
+"""
+
+from scaling.sweep.grid import Grid, load_grid, parse_grid
+from scaling.sweep.plan import Plan, expand, run_id, token_cost
+from scaling.sweep.runner import SweepResult, open_sweep, run_sweep, run_worker
+from scaling.sweep.status import render as render_status
+from scaling.sweep.status import status
+from scaling.sweep.steps import steps_csv, steps_rows, write_steps_csv
+
+
+def demo(*args, **kwargs):
+    """``scaling demo``: see ``scaling.sweep.demo.demo``."""
+    from scaling.sweep.demo import demo as _demo
+
+    return _demo(*args, **kwargs)
+
+
+__all__ = ["Grid", "load_grid", "parse_grid", "Plan", "expand", "run_id", "token_cost", "SweepResult",
+           "open_sweep", "run_sweep", "run_worker", "status", "render_status", "steps_rows", "steps_csv",
+           "write_steps_csv", "demo"]

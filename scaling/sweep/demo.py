@@ -1,0 +1,112 @@
+"""``scaling demo``: the whole measurement on this machine, in minutes.
+
+Runs the demo grid (``runs/grids/demo.yaml``: one tiny byte-level model on the embedded
+default corpus, Definition-1 target at B_ref, several batch sizes x two learning rates) into
+``runs/demo``, writes ``steps.csv`` there, prints S(B) -- steps to the target falling with
+batch size, linearly at first, then more slowly -- and, when ``scaling.analysis`` is
+installed, the critical batch size (Zhang et al. 2024, Definition 1) with its bootstrap interval
+and McCandlish's B_noise beside it. Rerunning resumes; a finished demo only re-prints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from scaling.errors import ScalingError
+from scaling.sweep.runner import run_sweep
+from scaling.sweep.steps import steps_rows, write_steps_csv
+
+DEMO_GRID = Path(__file__).resolve().parents[2] / "runs" / "grids" / "demo.yaml"
+DEFAULT_OUT = Path("runs") / "demo"
+STEPS_FILE = "steps.csv"
+
+
+def best_per_batch(rows: list) -> list:
+    """(params, tokens, batch, S(B), best lr, target) per group and batch: S(B) = min over lrs."""
+    best: dict = {}
+    for r in rows:
+        key = (r["params"], r["tokens"], r["batch_size"])
+        if r["status"] == "done" and r["steps"] is not None:
+            if best.get(key) is None or r["steps"] < best[key]["steps"]:
+                best[key] = r
+        else:
+            best.setdefault(key, None)
+    out = []
+    for key in sorted(best, key=lambda k: (float(k[0]), float(k[1]), float(k[2]))):
+        r = best[key]
+        out.append({"params": key[0], "tokens": key[1], "batch_size": key[2],
+                    "steps": r["steps"] if r else None, "lr": r["lr"] if r else None,
+                    "lr_edge": r["lr_edge"] if r else "", "target_loss": r["target_loss"] if r else None})
+    return out
+
+
+def _lr(t: dict) -> str:
+    return f"{t['lr']:g}" if t["lr"] else "-"
+
+
+def render_steps(table: list, reference_batch: Optional[int]) -> str:
+    lines = ["steps to target S(B) (minimum over the lr grid; ideal = linear scaling from B_ref):",
+             f"{'params':>8} {'tokens':>9} {'batch':>6} {'S(B)':>9} {'ideal':>9} {'best lr':>8}  note"]
+    ref = {}
+    for t in table:
+        if t["batch_size"] == reference_batch and t["steps"]:
+            ref[(t["params"], t["tokens"])] = t["steps"]
+    for t in table:
+        s_ref = ref.get((t["params"], t["tokens"]))
+        ideal = s_ref * reference_batch / t["batch_size"] if s_ref and reference_batch else None
+        steps = f"{t['steps']:.1f}" if t["steps"] else "censored"
+        note = "B_ref" if t["batch_size"] == reference_batch else ""
+        if t["lr_edge"]:
+            note += (", " if note else "") + f"best lr at the {t['lr_edge']} edge of the grid"
+        lines.append(f"{t['params']:>8} {t['tokens']:>9} {t['batch_size']:>6} {steps:>9} "
+                     f"{(f'{ideal:.1f}' if ideal else '-'):>9} {_lr(t):>8}  {note}")
+    return "\n".join(lines)
+
+
+def render_cbs(steps_path: Path, reference_batch: Optional[int]) -> Optional[str]:
+    try:
+        from scaling.analysis import critical_batch_sizes, load_steps
+    except ImportError:
+        return None
+    result = critical_batch_sizes(load_steps(steps_path), reference_batch=reference_batch)
+    lines = []
+    for g in result.groups:
+        lo, hi = g.cbs_ci
+        tok = f" = {g.cbs_tokens:,.0f} tokens" if g.cbs_tokens else ""
+        lines.append(f"critical batch size (Zhang et al. 2024 Def. 1, {100 * g.overhead:g}% overhead over "
+                     f"linear scaling from B_ref={g.reference_batch:g}): {g.cbs:.1f} sequences{tok}, "
+                     f"{100 * result.confidence:g}% interval [{lo:.1f}, {hi:.1f}]")
+        lines.append(f"  step model S(B) = S_min (1 + B_noise / B): S_min = {g.s_min:.1f}, B_noise = "
+                     f"{g.b_noise:.1f} (McCandlish's B_crit, a different quantity)")
+    return "\n".join(lines)
+
+
+def demo(out=DEFAULT_OUT, grid=None, workers: int = 1, print_fn: Callable = print, **sweep_kw) -> dict:
+    """Run the demo sweep into ``out``; print and return its steps table (and CBS text)."""
+    grid = Path(grid) if grid is not None else DEMO_GRID
+    if not grid.exists():
+        raise ScalingError(f"demo grid {grid} not found (pass --grid GRID)")
+    t0 = time.time()
+    result = run_sweep(grid, workers=workers, out=out, print_fn=print_fn, **sweep_kw)
+    out = result.root
+    rows = steps_rows(out)
+    steps_path = out / STEPS_FILE
+    write_steps_csv(rows, steps_path)
+    ref = result.plan.grid.reference_batch
+    table = best_per_batch(rows)
+    text = render_steps(table, ref)
+    print_fn("")
+    print_fn(text)
+    print_fn(f"steps table: {steps_path} ({len(rows)} runs)")
+    cbs = None
+    try:
+        cbs = render_cbs(steps_path, ref)
+    except ScalingError as e:
+        cbs = f"no CBS: {e}"
+    if cbs:
+        print_fn(cbs)
+    print_fn(f"demo took {time.time() - t0:.0f} s")
+    return {"root": out, "rows": rows, "table": table, "cbs": cbs, "seconds": time.time() - t0}

@@ -1,0 +1,153 @@
+"""Read a sweep directory back (no workload, no JAX): manifest, runs, their states.
+
+States: ``done``, ``censored``, ``diverged``, ``failed`` (from the run's status marker),
+``running`` (no marker, live claim), ``pending`` (not started, interrupted, or waiting for its
+group's target).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from scaling import rundir
+from scaling.errors import ScalingError
+from scaling.store import read_json
+from scaling.sweep import locks
+from scaling.sweep.protocol import EVENTS, LOCKS, MANIFEST, RUN_INFO
+
+STATES = ("done", "running", "failed", "censored", "diverged", "pending")
+TAIL_BYTES = 8192  # enough for the last metrics row
+
+
+@dataclass
+class RunRecord:
+    run_id: Optional[str]  # None: a planned run not started (its id may need L*)
+    run_dir: Optional[Path]
+    state: str
+    info: dict  # group, model, phase, params, tokens, batch_size, lr, seed, target_loss
+    summary: Optional[dict] = None
+    tokens_spent: float = 0.0
+
+
+@dataclass
+class SweepRecords:
+    root: Path
+    manifest: dict
+    runs: list = field(default_factory=list)
+    events: list = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.get("name", self.root.name)
+
+    def groups(self) -> list:
+        return self.manifest.get("groups", [])
+
+
+def _last_row(path: Path) -> Optional[dict]:
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - TAIL_BYTES))
+            lines = f.read().decode("utf-8", "replace").split("\n")
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines[1:] if len(lines) > 1 else lines):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue
+    return None
+
+
+def tokens_spent(run_dir: Path, summary: Optional[dict]) -> float:
+    if summary and summary.get("final_tokens") is not None:
+        return float(summary["final_tokens"])
+    row = _last_row(run_dir / rundir.METRICS)
+    if row and row.get("tokens") is not None:
+        return float(row["tokens"])
+    return 0.0
+
+
+def _info_from_summary(summary: dict) -> dict:
+    keys = ("params", "tokens", "batch_size", "lr", "seed", "target_loss")
+    info = {k: summary.get(k) for k in keys}
+    info["group"] = f"N{summary.get('params')}@D{summary.get('tokens')}"
+    info["model"] = ""
+    info["phase"] = "chase" if summary.get("target_loss") is not None else "reference"
+    return info
+
+
+def _cell(info: dict) -> tuple:
+    return (info.get("group"), info.get("phase"), int(info.get("batch_size") or 0),
+            float(info.get("lr") or 0.0), int(info.get("seed") or 0))
+
+
+def is_sweep_dir(path: Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def find_sweeps(path: "str | os.PathLike") -> list:
+    """Sweep directories at ``path``: itself if it holds sweep.json, else its subdirectories
+    that do; a directory of bare run directories is read as one sweep without a manifest."""
+    path = Path(path)
+    if not path.exists():
+        raise ScalingError(f"{path}: no such directory")
+    if not path.is_dir():
+        raise ScalingError(f"{path}: not a directory (expected a sweep or runs directory)")
+    if is_sweep_dir(path):
+        return [path]
+    subs = sorted(p for p in path.iterdir() if p.is_dir() and is_sweep_dir(p))
+    if subs:
+        return subs
+    if any((p / rundir.CONFIG).exists() for p in path.iterdir() if p.is_dir()):
+        return [path]
+    return []
+
+
+def read_sweep(root: Path, stale_after_s: float = locks.DEFAULT_STALE_AFTER_S) -> SweepRecords:
+    """Every run of the sweep at ``root`` with its state; planned runs not on disk are pending."""
+    root = Path(root)
+    try:
+        manifest = read_json(root / MANIFEST) if is_sweep_dir(root) else {}
+    except ValueError:
+        raise ScalingError(f"{root / MANIFEST}: corrupt manifest") from None
+    live = locks.live_claims(root / LOCKS, stale_after_s)
+    rec = SweepRecords(root=root, manifest=manifest)
+    seen = set()
+    groups = {g["key"]: g for g in manifest.get("groups", [])}
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and (p / rundir.CONFIG).exists()):
+        status = rundir.read_status(d)
+        summary = rundir.read_summary(d) if status else None
+        try:
+            info = read_json(d / RUN_INFO)
+        except (FileNotFoundError, ValueError):
+            info = _info_from_summary(summary) if summary else None
+        if info is None:
+            continue  # a run directory we cannot place (no sweep record, not finished)
+        state = status if status else ("running" if d.name in live else "pending")
+        rec.runs.append(RunRecord(run_id=d.name, run_dir=d, state=state, info=info, summary=summary,
+                                  tokens_spent=tokens_spent(d, summary)))
+        seen.add(_cell(info))
+    for spec in manifest.get("runs", []):
+        g = groups.get(spec["group"], {})
+        info = {**spec, "model": g.get("model", ""), "params": g.get("params"), "tokens": g.get("tokens"),
+                "target_loss": g.get("target") if spec["phase"] == "chase" else None}
+        if _cell(info) not in seen:
+            rec.runs.append(RunRecord(run_id=None, run_dir=None, state="pending", info=info))
+    try:
+        from scaling.store import read_jsonl
+
+        rec.events = read_jsonl(root / EVENTS)
+    except FileNotFoundError:
+        rec.events = []
+    return rec

@@ -1,0 +1,127 @@
+"""``scaling steps RUNS -o steps.csv``: the steps-to-target table from run directories.
+
+One row per run (DESIGN.md, "Steps table"): ``params,tokens,batch_size,steps`` and
+``seq_len, lr, seed, target_loss, status``, then the sweep's bookkeeping: ``best_lr`` (the lr
+with the fewest steps at that (params, tokens, batch size): S(B) is the minimum over the
+tuning grid, Zhang et al. 2024), ``lr_edge`` (``low``/``high`` when that lr is the grid's
+smallest/largest: the optimum may lie outside, widen the grid), ``model``, ``phase``,
+``run_id``, ``reason``.
+
+``steps`` is the interpolated crossing of L* (``scaling.target.crossing_step``). Reference
+runs (B_ref, trained for D tokens with no target) get theirs from their own eval curve; a
+reference lr whose curve never reaches L* is ``censored`` for S(B_ref), like a chase run that
+hit its token cap. Diverged and failed runs keep their status: the analysis leaves them out
+and reports them, and never confuses them with censoring.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+
+from scaling import rundir
+from scaling.store import atomic_write_text
+from scaling.sweep.records import find_sweeps, read_sweep
+from scaling.target import crossing_step
+
+COLUMNS = ("params", "tokens", "batch_size", "steps", "seq_len", "lr", "seed", "target_loss", "status",
+           "best_lr", "lr_edge", "model", "phase", "run_id", "reason")
+DEFAULT_METRIC = "eval_loss"
+
+
+def reference_steps(run_dir: Path, summary: dict, target: float):
+    """S at which a reference run's own eval curve first reaches ``target`` (interpolated)."""
+    metric = summary.get("eval_metric") or DEFAULT_METRIC
+    steps, losses = [], []
+    for row in rundir.read_metrics(run_dir):
+        if row.get(metric) is not None and row.get("step") is not None:
+            steps.append(float(row["step"]))
+            losses.append(float(row[metric]))
+    return crossing_step(steps, losses, target) if steps else None
+
+
+def _row(rec, group_targets: dict) -> dict:
+    info, s = rec.info, rec.summary or {}
+    target = info.get("target_loss")
+    if target is None:
+        target = group_targets.get(info.get("group"))
+    row = {"params": s.get("params", info.get("params")), "tokens": s.get("tokens", info.get("tokens")),
+           "batch_size": s.get("batch_size", info.get("batch_size")), "steps": None,
+           "seq_len": s.get("seq_len"), "lr": s.get("lr", info.get("lr")), "seed": s.get("seed", info.get("seed")),
+           "target_loss": target, "status": rec.state, "model": info.get("model", ""),
+           "phase": info.get("phase", ""), "run_id": rec.run_id or "", "reason": s.get("reason", ""),
+           "_group": info.get("group")}
+    if rec.state in ("done", "censored") and info.get("phase") == "reference" and target is not None:
+        steps = reference_steps(rec.run_dir, s, float(target))
+        row["steps"] = steps
+        row["status"] = "done" if steps is not None else "censored"
+        if steps is None:
+            row["reason"] = f"final loss above the target {target:.6g} at B_ref"
+    elif rec.state == "done":
+        row["steps"] = s.get("steps_to_target")
+        if row["steps"] is None:
+            row["status"], row["reason"] = "censored", "no target crossing recorded"
+    return row
+
+
+def _mark_best(rows: list) -> None:
+    """best_lr and lr_edge per (group, batch size): min over lrs of the geometric mean over seeds."""
+    cells: dict = {}
+    for r in rows:
+        cells.setdefault((r["_group"], r["params"], r["tokens"], r["batch_size"]), []).append(r)
+    for members in cells.values():
+        tried = sorted({float(r["lr"]) for r in members if r["lr"] is not None})
+        by_lr: dict = {}
+        for r in members:
+            if r["steps"] is not None and r["status"] == "done":
+                by_lr.setdefault(float(r["lr"]), []).append(math.log(float(r["steps"])))
+        best, edge = None, ""
+        if by_lr:
+            best = min(by_lr, key=lambda lr: sum(by_lr[lr]) / len(by_lr[lr]))
+            if len(tried) >= 2 and best == tried[0]:
+                edge = "low"
+            elif len(tried) >= 2 and best == tried[-1]:
+                edge = "high"
+        for r in members:
+            r["best_lr"], r["lr_edge"] = best, edge
+
+
+def steps_rows(runs_dir: "str | os.PathLike") -> list:
+    """The steps table of every sweep under ``runs_dir`` (a sweep directory or a runs root)."""
+    rows = []
+    for root in find_sweeps(runs_dir):
+        rec = read_sweep(root)
+        targets = {g["key"]: g.get("target") for g in rec.groups()}
+        part = [_row(r, targets) for r in rec.runs]
+        _mark_best(part)
+        rows += part
+    rows.sort(key=lambda r: (float(r["params"] or 0), float(r["tokens"] or 0), int(r["batch_size"] or 0),
+                             float(r["lr"] or 0), str(r["seed"]), r["run_id"]))
+    return [{c: r.get(c) for c in COLUMNS} for r in rows]
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    return " ".join(str(v).split())
+
+
+def steps_csv(rows: list) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in rows:
+        w.writerow([_cell(r.get(c)) for c in COLUMNS])
+    return buf.getvalue()
+
+
+def write_steps_csv(rows: list, path: "str | os.PathLike") -> None:
+    """Write the table atomically (a reader never sees half of it)."""
+    atomic_write_text(Path(path), steps_csv(rows))

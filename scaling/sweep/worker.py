@@ -1,0 +1,195 @@
+"""One worker: claim a run, run it, record the outcome, repeat until the sweep is finished.
+
+Any number of workers (threads of nothing: separate processes, on one or many machines
+sharing the filesystem) run the same loop on the same sweep directory; claims
+(``scaling.sweep.locks``) make sure a run is executed by one worker at a time, and a run's
+``status`` marker (``scaling.rundir``) that it is never executed again once finished.
+
+Failure isolation: an exception inside a run (a crash, an out-of-memory error) is caught and
+recorded as ``failed`` with its reason (traceback in ``error.txt``); a diverged run is recorded
+by the workload as ``diverged``; the worker goes on. A failed run is retried by a worker that
+started after the failure (i.e. when the sweep command is run again), never in a loop.
+Interrupted runs (no status marker) resume from their checkpoint in the run directory.
+
+Compile reuse: a worker runs many runs in one process, so the trainer's jitted functions
+(cached by shape) are reused across runs; JAX's persistent compilation cache
+(``enable_compile_cache``) carries compiled programs across processes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from scaling import rundir
+from scaling.errors import ScalingError
+from scaling.sweep import locks
+from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, Sweep
+from scaling.store import atomic_write_json, atomic_write_text
+
+DEFAULT_POLL_S = 2.0  # how often an idle worker looks for work that became available
+ERROR_FILE = "error.txt"
+RETRYABLE = ("failed",)  # statuses a later sweep invocation runs again (diverged is deterministic)
+OOM_MARKERS = ("RESOURCE_EXHAUSTED", "out of memory", "Out of memory", "OOM")
+
+
+@dataclass
+class WorkerOptions:
+    name: str = ""
+    heartbeat_s: float = locks.DEFAULT_HEARTBEAT_S
+    stale_after_s: float = locks.DEFAULT_STALE_AFTER_S
+    poll_s: float = DEFAULT_POLL_S
+    progress: bool = False  # the workload's own per-step progress output
+    max_runs: Optional[int] = None  # stop after this many runs (tests, benchmarks)
+    quiet: bool = False
+    started: float = field(default_factory=time.time)
+
+    def __post_init__(self):
+        if not self.name:
+            self.name = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def enable_compile_cache(path: "str | os.PathLike | None") -> None:
+    """JAX's persistent compilation cache at ``path`` (programs compiled once per machine
+    are reused by every later process); no-op for None. Safe before or after importing JAX."""
+    if not path:
+        return
+    path = str(Path(path).expanduser())
+    os.makedirs(path, exist_ok=True)
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", path)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    if "jax" in sys.modules:
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line saying why a run crashed; out-of-memory errors are named as such."""
+    text = " ".join(str(exc).split())[:500]
+    if isinstance(exc, MemoryError) or any(m in text for m in OOM_MARKERS):
+        return f"out of memory: {type(exc).__name__}: {text}"
+    return f"crashed: {type(exc).__name__}: {text}"
+
+
+def _failure_summary(sweep: Sweep, run: Run, reason: str) -> dict:
+    g = sweep.plan.group(run.spec.group)
+    return {"status": "failed", "reason": reason, "target_loss": run.target, "steps_to_target": None,
+            "params": g.params, "tokens": g.tokens, "batch_size": run.spec.batch_size,
+            "seq_len": None, "lr": run.spec.lr, "seed": run.spec.seed, "final_eval_loss": None,
+            "final_eval_loss_ewa": None, "eval_metric": None, "workload": sweep.workload.name}
+
+
+def execute(sweep: Sweep, run: Run, opts: WorkerOptions) -> dict:
+    """Run one claimed run with failure isolation; returns its summary (always recorded)."""
+    if rundir.read_status(run.run_dir) is not None:
+        rundir.clear_status(run.run_dir)  # a retried failure: resume from its checkpoint
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    if rundir.read_config(run.run_dir) is None:
+        rundir.write_config(run.run_dir, sweep.workload.config_dict(run.config),
+                            workload=sweep.workload.name, run_id=run.run_id)
+    if not (run.run_dir / RUN_INFO).exists():
+        g = sweep.plan.group(run.spec.group)
+        atomic_write_json(run.run_dir / RUN_INFO, {
+            "sweep": sweep.plan.grid.name, "group": g.key, "model": g.model, "params": g.params,
+            "tokens": g.tokens, "phase": run.spec.phase, "batch_size": run.spec.batch_size,
+            "lr": run.spec.lr, "seed": run.spec.seed, "max_tokens": run.spec.max_tokens,
+            "target_loss": run.target})
+    try:
+        summary = sweep.workload.run(run.config, run.run_dir, progress=opts.progress)
+    except (KeyboardInterrupt, SystemExit):
+        raise  # interrupted, not failed: resumes next time
+    except BaseException as exc:  # noqa: BLE001 - failure isolation is the point
+        reason = failure_reason(exc)
+        atomic_write_text(run.run_dir / ERROR_FILE, traceback.format_exc())
+        summary = _failure_summary(sweep, run, reason)
+        rundir.finish(run.run_dir, summary)
+        return summary
+    if rundir.read_status(run.run_dir) is None:
+        summary = _failure_summary(sweep, run, "workload returned without writing a status")
+        rundir.finish(run.run_dir, summary)
+    return rundir.read_summary(run.run_dir) or summary
+
+
+def needs_run(run: Run, opts: WorkerOptions) -> bool:
+    status = rundir.read_status(run.run_dir)
+    if status is None:
+        return True
+    if status in RETRYABLE:
+        try:
+            finished_at = (run.run_dir / rundir.STATUS).stat().st_mtime
+        except FileNotFoundError:
+            return True
+        return finished_at < opts.started
+    return False
+
+
+def _say(opts: WorkerOptions, text: str) -> None:
+    if not opts.quiet:
+        print(f"[{opts.name}] {text}", flush=True)
+
+
+def _describe(summary: dict) -> str:
+    status = summary.get("status")
+    if status == "done" and summary.get("steps_to_target") is not None:
+        return f"done, S={summary['steps_to_target']:.1f} steps to target"
+    if status == "done":
+        loss = summary.get("final_eval_loss_ewa") or summary.get("final_eval_loss")
+        return f"done, final loss {loss:.4f}" if loss is not None else "done"
+    return f"{status}: {summary.get('reason', '')}"
+
+
+def work(sweep: Sweep, opts: Optional[WorkerOptions] = None) -> dict:
+    """The worker loop. Returns counts {"ran": n, "failed": n, ...} of what this worker did."""
+    opts = opts or WorkerOptions()
+    lock_dir = sweep.root / LOCKS
+    attempted: set = set()
+    counts: dict = {"ran": 0}
+    while True:
+        if opts.max_runs is not None and counts["ran"] >= opts.max_runs:
+            break
+        targets = sweep.targets()
+        known, waiting = sweep.known_runs(targets)
+        todo = [r for r in known if r.run_id not in attempted and needs_run(r, opts)]
+        claimed = False
+        for run in todo:
+            claim = locks.try_claim(lock_dir, run.run_id, opts.name, heartbeat_s=opts.heartbeat_s,
+                                    stale_after_s=opts.stale_after_s)
+            if claim is None:
+                continue
+            with claim:
+                if not needs_run(run, opts):  # finished by someone else since we looked
+                    attempted.add(run.run_id)
+                    continue
+                claimed = True
+                attempted.add(run.run_id)
+                sweep.log_event("start", run, opts.name)
+                _say(opts, f"start {run.label}")
+                t0 = time.time()
+                summary = execute(sweep, run, opts)
+                sweep.log_event("finish", run, opts.name, status=summary.get("status"),
+                                seconds=time.time() - t0)
+                _say(opts, f"{_describe(summary)} ({time.time() - t0:.1f} s) {run.run_id}")
+                counts["ran"] += 1
+                counts[summary.get("status")] = counts.get(summary.get("status"), 0) + 1
+            break  # re-plan: a finished reference run may have set a group's target
+        if claimed:
+            continue
+        # nothing claimable: wait while other workers hold runs this sweep still needs
+        pending = [r for r in known if r.run_id not in attempted and needs_run(r, opts)]
+        unresolved = [s for s in waiting if targets.get(s.group) is None]  # not blocked
+        if not pending and not unresolved:
+            break
+        if not pending and not locks.live_claims(lock_dir, opts.stale_after_s):
+            break  # nobody is running the reference runs these wait on
+        time.sleep(opts.poll_s)
+    return counts

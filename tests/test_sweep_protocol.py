@@ -1,0 +1,179 @@
+"""The two-phase protocol in one process, on real NQM runs: targets, chase runs, the steps
+table against the exact NQM sweep, status, reruns, failure isolation."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from scaling import rundir
+from scaling.cli import main
+from scaling.nqm import NQM, Optimizer, exact_sweep
+from scaling.store import read_json
+from scaling.sweep import expand, load_grid, run_sweep, status, steps_rows, write_steps_csv
+from scaling.sweep.protocol import Sweep
+from scaling.sweep.worker import WorkerOptions, work
+from scaling.workloads.nqm import NQMWorkload
+from sweep_helpers import NQM_GRID, check_exactly_once, check_records_intact, events, write_grid
+
+FAST = dict(quiet=True, compile_cache=None, poll_s=0.05)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sweep")
+    grid = write_grid(tmp / "g.yaml")
+    res = run_sweep(grid, out=tmp / "out", **FAST)
+    return tmp, grid, res
+
+
+def test_every_run_finished_once(finished):
+    tmp, grid, res = finished
+    out = tmp / "out"
+    assert res.counts["ran"] == len(res.plan.runs) == 70
+    assert len([p for p in out.iterdir() if (p / "config.json").exists()]) == 70
+    check_records_intact(out)
+    check_exactly_once(out)
+
+
+def test_targets_are_definition1(finished):
+    tmp, grid, res = finished
+    manifest = read_json(tmp / "out" / "sweep.json")
+    for g in manifest["groups"]:
+        exact = exact_sweep(NQM(dim=32), Optimizer(), NQM_GRID["batch_sizes"], NQM_GRID["lrs"], g["tokens"], 4,
+                            cap_factor=4)
+        assert g["target"] == pytest.approx(exact.target, rel=1e-12)
+        assert g["target_rule"] == "definition1"
+
+
+def test_steps_table_matches_exact_sweep(finished, tmp_path):
+    tmp, grid, res = finished
+    rows = steps_rows(tmp / "out")
+    assert len(rows) == 70
+    assert list(rows[0])[:9] == ["params", "tokens", "batch_size", "steps", "seq_len", "lr", "seed",
+                                 "target_loss", "status"]
+    for d in NQM_GRID["tokens"]:
+        exact = exact_sweep(NQM(dim=32), Optimizer(), NQM_GRID["batch_sizes"], NQM_GRID["lrs"], d, 4, cap_factor=4)
+        for b, s_exact in zip(exact.batch_sizes, exact.steps_to_target):
+            cell = [r for r in rows if r["tokens"] == d and r["batch_size"] == b]
+            assert len(cell) == len(NQM_GRID["lrs"])
+            done = [r for r in cell if r["status"] == "done"]
+            if not np.isfinite(s_exact):
+                assert not done
+                continue
+            best = min(done, key=lambda r: r["steps"])
+            assert best["steps"] == pytest.approx(s_exact, rel=1e-9)
+            assert all(r["best_lr"] == best["lr"] for r in cell)
+            lrs = sorted(NQM_GRID["lrs"])
+            assert (best["lr"] in (lrs[0], lrs[-1])) == (cell[0]["lr_edge"] in ("low", "high"))
+            for r in cell:
+                assert (r["steps"] is None) == (r["status"] != "done")
+    # the reference batch: the lr that set L* reaches it at its last step, D / B_ref
+    manifest = read_json(tmp / "out" / "sweep.json")
+    for g in manifest["groups"]:
+        [r] = [r for r in rows if r["tokens"] == g["tokens"] and r["batch_size"] == 4
+               and r["lr"] == g["reference_lr"]]
+        assert r["phase"] == "reference" and r["steps"] == pytest.approx(g["tokens"] / 4)
+    # written atomically and readable by the analysis
+    out = tmp_path / "steps.csv"
+    write_steps_csv(rows, out)
+    from scaling.analysis import load_steps
+
+    table = load_steps(out)
+    assert len(table.groups) == 2
+    for g in table.groups:
+        assert all(np.diff(g.steps) < 0)  # steps to target fall with batch size
+
+
+def test_cli_steps_and_status(finished, tmp_path, capsys):
+    tmp, grid, res = finished
+    assert main(["steps", str(tmp / "out"), "-o", str(tmp_path / "s.csv")]) == 0
+    with open(tmp_path / "s.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 70 and {r["status"] for r in table} <= {"done", "censored", "diverged"}
+    capsys.readouterr()
+    assert main(["status", str(tmp / "out")]) == 0
+    text = capsys.readouterr().out
+    assert "0 pending" in text and "dim32@D1024" in text and "ETA" in text
+    [st] = status(tmp / "out")
+    assert sum(st.counts.values()) == 70 and st.counts["pending"] == 0 and st.tokens_spent > 0
+    assert main(["steps", str(tmp_path / "nope")]) == 2
+
+
+def test_rerun_does_nothing(finished):
+    tmp, grid, res = finished
+    before = len(events(tmp / "out"))
+    again = run_sweep(grid, out=tmp / "out", **FAST)
+    assert again.counts["ran"] == 0 and len(events(tmp / "out")) == before
+
+
+def test_pending_status_before_running(tmp_path):
+    grid = write_grid(tmp_path / "g.yaml")
+    run_sweep(grid, out=tmp_path / "o", max_runs=3, **FAST)
+    [st] = status(tmp_path / "o")
+    assert st.counts["done"] == 3 and st.counts["pending"] == 67
+    rows = steps_rows(tmp_path / "o")
+    assert sum(r["status"] == "pending" for r in rows) == 67
+
+
+class CrashingNQM(NQMWorkload):
+    """The real NQM workload, except that batch size 16 raises (fault injection)."""
+
+    def run(self, config, run_dir, *, progress=False):
+        if config.batch_size == 16:
+            raise RuntimeError("injected crash at B=16")
+        return super().run(config, run_dir, progress=progress)
+
+
+def test_failures_are_isolated_and_retried_next_time(tmp_path):
+    grid = load_grid(write_grid(tmp_path / "g.yaml", tokens=[1024], lrs=[0.1, 0.4, 3.0]))
+    sweep = Sweep(expand(grid, CrashingNQM()), CrashingNQM(), tmp_path / "o")
+    counts = work(sweep, WorkerOptions(quiet=True, poll_s=0.05))
+    assert counts["failed"] == 3 and counts["ran"] == 21  # B=16 x 3 lrs failed; the rest ran
+    rows = steps_rows(tmp_path / "o")
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert {r["batch_size"] for r in failed} == {16} and "injected crash" in failed[0]["reason"]
+    assert any(r["status"] == "diverged" for r in rows)  # lr 3 > 2/h_max: diverged, not censored
+    assert all(r["status"] != "censored" for r in rows if r["lr"] == 3.0)
+    err = [d for d in (tmp_path / "o").iterdir() if (d / "error.txt").exists()]
+    assert len(err) == 3 and "RuntimeError" in (err[0] / "error.txt").read_text()
+    # the same worker does not retry; a later invocation (the rerun) does, with the real workload
+    assert work(sweep, WorkerOptions(quiet=True, poll_s=0.05, started=0.0))["ran"] == 0
+    fixed = Sweep(expand(grid, NQMWorkload()), NQMWorkload(), tmp_path / "o")
+    counts = work(fixed, WorkerOptions(quiet=True, poll_s=0.05))
+    assert counts["ran"] == 3 and counts.get("failed", 0) == 0
+    assert not any(r["status"] == "failed" for r in steps_rows(tmp_path / "o"))
+    check_records_intact(tmp_path / "o")
+
+
+def test_blocked_group_when_every_reference_run_diverges(tmp_path):
+    grid = write_grid(tmp_path / "g.yaml", tokens=[1024], lrs=[3.0, 5.0], batch_sizes=[4, 8])
+    res = run_sweep(grid, out=tmp_path / "o", **FAST)
+    assert res.counts["ran"] == 2 and res.counts["diverged"] == 2  # chase runs never start
+    [st] = status(tmp_path / "o")
+    assert st.counts["pending"] == 2 and st.counts["diverged"] == 2
+
+
+def test_explicit_target(tmp_path):
+    grid = write_grid(tmp_path / "g.yaml", tokens=[1024], reference_batch=None, target=0.2)
+    res = run_sweep(grid, out=tmp_path / "o", **FAST)
+    assert res.counts["ran"] == 35
+    rows = steps_rows(tmp_path / "o")
+    assert {r["target_loss"] for r in rows} == {0.2} and {r["phase"] for r in rows} == {"chase"}
+    assert any(r["status"] == "done" for r in rows)
+    assert all(math.isfinite(r["steps"]) for r in rows if r["status"] == "done")
+
+
+def test_demo_pipeline_on_a_fast_grid(tmp_path):
+    """``scaling demo``'s printing path (sweep -> steps.csv -> S(B) -> CBS) on an NQM grid."""
+    from scaling.sweep import demo
+
+    grid = write_grid(tmp_path / "g.yaml", tokens=[4096], batch_sizes=[4, 8, 16, 32, 64, 128])
+    lines = []
+    res = demo(out=tmp_path / "d", grid=grid, print_fn=lines.append, quiet=True, poll_s=0.05)
+    text = "\n".join(lines)
+    assert (tmp_path / "d" / "steps.csv").exists() and "critical batch size" in text and "interval" in text
+    steps = [t["steps"] for t in res["table"] if t["steps"]]
+    assert len(steps) >= 5 and all(a > b for a, b in zip(steps, steps[1:]))  # S(B) falls with B
+    assert main(["demo", "--grid", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "x")]) == 2
