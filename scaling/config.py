@@ -157,12 +157,13 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     batch_size: int = 32  # global, in sequences
     microbatch_size: Optional[int] = None  # gradient accumulation; None: whole batch
+    microbatch_memory_gb: Optional[float] = None  # or: largest microbatch whose activations fit (per device)
     seed: int = 0  # parameter init and any other randomness
     max_tokens: Optional[int] = None  # token cap; None: data.tokens. Beyond D only with a target.
     target_loss: Optional[float] = None  # L*; the eval loss to reach (EWA loss when EWA is on)
     stop_at_target: bool = True
     log_every: int = 10  # steps between train-loss rows in metrics.jsonl
-    checkpoint_every_tokens: Optional[int] = None  # None: ~10 checkpoints per run
+    checkpoint_every_tokens: Optional[int] = None  # None: by wall time (scaling.train.CHECKPOINT_INTERVAL_S)
     gns: bool = False  # log the gradient noise scale (McCandlish et al. 2018)
 
     def __post_init__(self):
@@ -171,6 +172,10 @@ class TrainConfig:
             require(self.microbatch_size > 0, f"microbatch_size must be positive, got {self.microbatch_size}")
             require(self.batch_size % self.microbatch_size == 0,
                     f"batch_size {self.batch_size} is not divisible by microbatch_size {self.microbatch_size}")
+        require(self.microbatch_memory_gb is None or self.microbatch_memory_gb > 0,
+                f"microbatch_memory_gb must be positive, got {self.microbatch_memory_gb}")
+        require(self.microbatch_memory_gb is None or self.microbatch_size is None,
+                "give microbatch_size or microbatch_memory_gb, not both")
         require(self.seq_len <= self.model.seq_len,
                 f"data.seq_len {self.seq_len} is larger than the model's seq_len {self.model.seq_len}")
         require(self.max_tokens is None or self.max_tokens > 0,

@@ -1,0 +1,56 @@
+"""``scaling train CONFIG.yaml [--set key=value ...] [--out RUN_DIR]``: one training run
+(mirrors ``scaling.train.train(load_config(CONFIG, overrides), run_dir)``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+HELP = "train one language model from a YAML config into a run directory (resumable)"
+DEFAULT_RUNS = Path("runs") / "train"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("config", metavar="CONFIG", help="YAML training config (see examples/train_tiny.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
+    p.add_argument("--out", metavar="RUN_DIR", default=None,
+                   help=f"run directory (default {DEFAULT_RUNS}/<config hash>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+
+
+def load_config(path, overrides: Sequence[str] = ()):
+    """TrainConfig from a YAML file plus ``key=value`` overrides; ScalingError on bad input."""
+    from scaling.config import TrainConfig
+    from scaling.configs import apply_overrides, load_yaml
+    from scaling.errors import ScalingError
+
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ScalingError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    return TrainConfig.from_dict(apply_overrides(data, overrides))
+
+
+def run(args) -> int:
+    import sys
+
+    from scaling.config import config_hash
+    from scaling.store import to_json
+
+    config = load_config(args.config, args.overrides)  # bad input: exit 2 before JAX is imported
+    run_dir = Path(args.out) if args.out else DEFAULT_RUNS / config_hash(config)
+
+    from scaling.train import train
+
+    summary = train(config, run_dir, progress=not args.quiet)
+    if args.json:
+        print(to_json(summary, indent=None))
+    else:
+        s = summary
+        steps = "-" if s.get("steps_to_target") is None else f"{s['steps_to_target']:.1f}"
+        loss = s.get("final_eval_loss_ewa") if s.get("final_eval_loss_ewa") is not None else s.get("final_eval_loss")
+        loss = "-" if loss is None else f"{loss:.4f}"
+        print(f"{s['status']}: {s['reason']}; step {s['final_step']}, eval loss {loss}, "
+              f"steps to target {steps}; {run_dir}", file=sys.stdout)
+    return 0

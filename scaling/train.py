@@ -1,0 +1,451 @@
+"""One training run: ``train(config, run_dir) -> summary`` (``scaling train CONFIG``).
+
+The loop reads top to bottom (nanodo's ``train_and_evaluate``): open the data, build the model,
+fetch the compiled step for these shapes, restore the latest checkpoint if any, then for each
+step dispatch the update and only *then* pull the previous step's metrics to the host, so the
+device never waits for Python. Evaluations follow ``scaling.evaluation.eval_steps``; the
+target crossing is interpolated with ``scaling.target.crossing_step`` on the EWA loss when EWA
+is on (the paper's protocol), on the raw loss otherwise.
+
+Compile reuse: the step is a pure function ``(state, batch, hparams) -> (state, metrics)``;
+every number a sweep varies is in ``hparams`` (traced), and the jitted functions are cached at
+module level by the static shapes (model, batch and microbatch sizes, mesh, number of EWA
+decays, schedule shape, gns flag). Runs that differ in lr, betas, warmup, EWA decays, target or
+seed reuse one executable; JAX's persistent compilation cache carries it across processes.
+
+Batch semantics (DESIGN.md): ``batch_size`` sequences per step globally; gradients are
+accumulated over ``batch_size / microbatch_size`` microbatches inside the step (one update per
+step); each batch and microbatch is split over all devices of the data mesh.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple, Optional
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from scaling import ewa as ewa_lib
+from scaling import optim, parallel, rundir
+from scaling.checkpoint import Checkpointer
+from scaling.config import TrainConfig, config_hash
+from scaling.errors import ScalingError
+from scaling.evaluation import chunk_validation, eval_row, eval_steps, make_eval
+from scaling.model import Transformer, build, count_params, flops_per_token, init_params
+from scaling.store import truncate_jsonl
+from scaling.target import crossing_step
+
+WORKLOAD = "lm"
+CHECKPOINT_INTERVAL_S = 300.0  # wall seconds between checkpoints when checkpoint_every_tokens is None
+FLUSH_ROWS = 100  # buffered metrics rows before an append to metrics.jsonl
+CACHE_SUBDIR = "jax"
+MIN_COMPILE_SECS_TO_CACHE = 0.1
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array  # int32 scalar: completed optimizer updates
+    params: Any
+    opt_state: Any
+    ewa: Any  # stacked [n_ewa, ...] averages, or ()
+    rng: jax.Array  # uint32 key data, for any randomness a step may need
+
+
+class Compiled(NamedTuple):
+    init: Any  # seed -> TrainState (replicated)
+    step: Any  # (state, batch, hparams) -> (state, metrics)
+    evaluate: Any  # (state, hparams, val, weights) -> [1 + n_ewa] losses
+
+
+_COMPILED: dict[tuple, Compiled] = {}
+_INIT: dict[tuple, Any] = {}  # init depends on the model and n_ewa only
+
+
+# --- the pure step ----------------------------------------------------------------------------
+def loss_fn(model: Transformer, params: Any, batch_BxL1: jax.Array) -> jax.Array:
+    """Mean next-token cross-entropy (nats) of windows [B, L+1]."""
+    logits_BxLxV = model.apply({"params": params}, batch_BxL1[:, :-1])
+    return optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, batch_BxL1[:, 1:]).mean()
+
+
+def gradients(model, params, batch_BxL1, *, n_micro: int, gns: bool, micro_sharding=None):
+    """(mean loss, mean gradient, mean per-microbatch |g|^2) over ``n_micro`` microbatches.
+
+    Microbatch j holds rows j, j + n_micro, j + 2 n_micro, ... so that each microbatch keeps
+    the device split of the global batch. The mean of equal-size microbatch means equals the
+    big-batch mean, so accumulation changes nothing but memory. |g_micro|^2 is the small-batch
+    statistic of the gradient noise scale (McCandlish et al. 2018, App. A); 0 unless ``gns``.
+    """
+    grad_fn = jax.value_and_grad(partial(loss_fn, model))
+    if n_micro == 1:
+        loss, grads = grad_fn(params, batch_BxL1)
+        sq = optax.tree.norm(grads) ** 2 if gns else jnp.zeros((), jnp.float32)
+        return loss, grads, sq
+    mb = batch_BxL1.shape[0] // n_micro
+    micro_MxBxL1 = batch_BxL1.reshape(mb, n_micro, -1).swapaxes(0, 1)
+    if micro_sharding is not None:
+        micro_MxBxL1 = jax.lax.with_sharding_constraint(micro_MxBxL1, micro_sharding)
+
+    def body(carry, batch):
+        loss_sum, grad_sum, sq_sum = carry
+        loss, grads = grad_fn(params, batch)
+        sq = optax.tree.norm(grads) ** 2 if gns else jnp.zeros((), jnp.float32)
+        return (loss_sum + loss, jax.tree_util.tree_map(jnp.add, grad_sum, grads), sq_sum + sq), None
+
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    init = (jnp.zeros((), jnp.float32), zeros, jnp.zeros((), jnp.float32))
+    (loss_sum, grad_sum, sq_sum), _ = jax.lax.scan(body, init, micro_MxBxL1)
+    return loss_sum / n_micro, jax.tree_util.tree_map(lambda g: g / n_micro, grad_sum), sq_sum / n_micro
+
+
+def train_step(state: TrainState, batch_BxL1: jax.Array, hp: dict, *, model: Transformer, n_micro: int,
+               schedule: str, gns: bool, micro_sharding=None) -> tuple[TrainState, dict]:
+    """One optimizer update; a pure function of (state, batch, hparams)."""
+    loss, grads, micro_sq = gradients(model, state.params, batch_BxL1, n_micro=n_micro, gns=gns,
+                                      micro_sharding=micro_sharding)
+    params, opt_state, lr, grad_norm = optim.update(grads, state.opt_state, state.params, state.step, hp, schedule)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                              ewa=ewa_lib.update(state.ewa, params, hp["ewa_decays"]))
+    metrics = {"train_loss": loss, "lr": lr, "grad_norm": grad_norm}
+    if gns:
+        metrics["grad_sq"] = grad_norm ** 2  # |G_big|^2 over the whole batch (pre-clip)
+        metrics["grad_sq_micro"] = micro_sq  # mean |G_small|^2 over microbatches
+    return new_state, metrics
+
+
+def init_state(seed: jax.Array, *, model: Transformer, n_ewa: int) -> TrainState:
+    init_key, rng = jax.random.split(jax.random.key(seed))
+    params = init_params(model, init_key)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optim.init_state(params),
+                      ewa=ewa_lib.init(params, n_ewa), rng=jax.random.key_data(rng))
+
+
+def compiled(model: Transformer, *, batch_size: int, microbatch_size: int, seq_len: int, n_ewa: int,
+             schedule: str, gns: bool, mesh) -> Compiled:
+    """The jitted init/step/eval for these static shapes, built once per process."""
+    key = (model.config, model.vocab_size, batch_size, microbatch_size, seq_len, n_ewa, schedule, gns,
+           tuple(d.id for d in mesh.devices.flat))
+    if key not in _COMPILED:
+        repl = parallel.replicated(mesh)
+        n_micro = batch_size // microbatch_size
+        step = partial(train_step, model=model, n_micro=n_micro, schedule=schedule, gns=gns,
+                       micro_sharding=parallel.microbatch_sharding(mesh) if n_micro > 1 else None)
+        init_key = (model.config, model.vocab_size, n_ewa, key[-1])
+        if init_key not in _INIT:
+            _INIT[init_key] = jax.jit(partial(init_state, model=model, n_ewa=n_ewa), out_shardings=repl)
+        _COMPILED[key] = Compiled(
+            init=_INIT[init_key],
+            step=jax.jit(step, donate_argnums=(0,), out_shardings=(repl, repl)),
+            evaluate=jax.jit(make_eval(model), out_shardings=repl),
+        )
+    return _COMPILED[key]
+
+
+# --- setup helpers ----------------------------------------------------------------------------
+def enable_compilation_cache() -> None:
+    """JAX's persistent compilation cache under $SCALING_CACHE/jax (else ~/.cache/scaling/jax)."""
+    if jax.config.jax_compilation_cache_dir:
+        return  # the user chose one
+    from scaling.data.dataset import cache_root
+    path = cache_root() / CACHE_SUBDIR
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECS_TO_CACHE)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def check_config(config: TrainConfig, n_devices: int) -> None:
+    """Checks that need more than the config itself (device count); ScalingError on failure."""
+    if config.max_tokens is not None and config.max_tokens > config.data.tokens and config.target_loss is None:
+        raise ScalingError(f"max_tokens {config.max_tokens} exceeds data.tokens {config.data.tokens}: "
+                           "training beyond D needs a target_loss")
+    if config.total_steps < 1:
+        raise ScalingError(f"the run has no step: token cap {config.token_cap} < {config.tokens_per_step} tokens per step")
+    if config.microbatch_memory_gb is None:
+        parallel.check_divisible(config.batch_size, config.microbatch_size or config.batch_size, n_devices)
+
+
+def microbatch_size(config: TrainConfig, n_devices: int, vocab: int) -> int:
+    """The microbatch (global sequences): given, from the memory budget, or the whole batch."""
+    if config.microbatch_size is not None:
+        return config.microbatch_size
+    if config.microbatch_memory_gb is None:
+        return config.batch_size
+    m = config.model
+    per_seq = parallel.activation_bytes_per_sequence(m.d_model, m.n_layers, m.n_heads, config.seq_len, vocab,
+                                                     compute_bytes=2 if m.dtype == "bfloat16" else 4)
+    return parallel.microbatch_for_memory(config.batch_size, n_devices, config.microbatch_memory_gb * 1e9, per_seq)
+
+
+def checkpoint_every(config: TrainConfig) -> Optional[int]:
+    """Steps between checkpoints when ``checkpoint_every_tokens`` is set; None: by wall time."""
+    if config.checkpoint_every_tokens is not None:
+        return max(1, int(round(config.checkpoint_every_tokens / config.tokens_per_step)))
+    return None
+
+
+def eval_metric_name(config: TrainConfig) -> str:
+    return "eval_loss_ewa" if config.ewa_decays else "eval_loss"
+
+
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+# --- the run ----------------------------------------------------------------------------------
+def train(config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict:
+    """Train one run into ``run_dir`` (resuming from its checkpoint); return the summary.
+
+    A finished run (its ``status`` marker exists) is not retrained: the stored summary is
+    returned. Bad input raises ``ScalingError`` before anything is written.
+    """
+    run_dir = Path(run_dir)
+    done = rundir.read_summary(run_dir)
+    if done is not None:
+        return done
+
+    from scaling.data.dataset import open_dataset
+    from scaling.data.loader import BatchLoader, shard_batch, validation_batch
+
+    parallel.maybe_initialize_distributed()
+    mesh = parallel.data_mesh()
+    n_dev = parallel.n_devices(mesh)
+    check_config(config, n_dev)
+    enable_compilation_cache()
+
+    dataset = open_dataset(config.data.source, config.data.tokenizer)
+    model = build(config.model, dataset.vocab_size)
+    seq_len, B = config.seq_len, config.batch_size
+    micro = microbatch_size(config, n_dev, model.vocab_size)
+    loader = BatchLoader(dataset.train, seq_len=seq_len, batch_size=B, seed=config.data.seed,
+                         token_budget=config.token_cap, allow_repeat=config.data.allow_repeat)
+    val = validation_batch(dataset.validation, seq_len=seq_len, max_tokens=config.data.val_tokens)
+    n_ewa = len(config.ewa_decays)
+    fns = compiled(model, batch_size=B, microbatch_size=micro, seq_len=seq_len, n_ewa=n_ewa,
+                   schedule=config.optim.schedule, gns=config.gns, mesh=mesh)
+    hp = parallel.put_replicated(optim.hparams(config), mesh)
+    val_chunks, val_weights = chunk_validation(val, config.eval.batch_size, n_dev)
+    val_sharding = parallel.microbatch_sharding(mesh)
+    val_chunks = jax.device_put(val_chunks, val_sharding)
+    val_weights = jax.device_put(val_weights, val_sharding)
+    batch_sharding = parallel.batch_sharding(mesh)
+
+    run_id = config_hash(config)
+    writer = parallel.is_writer()
+    state = fns.init(np.int32(config.seed))
+    counts = count_params(state.params)
+    vocab = model.vocab_size
+    info = {"vocab_size": vocab, "tokenizer_vocab_size": dataset.vocab_size, "n_devices": n_dev,
+            "microbatch_size": micro, "total_params": counts["total"],
+            "non_embedding_params_counted": counts["non_embedding"],
+            "flops_per_token": flops_per_token(config.model, vocab, seq_len),
+            "eval_sequences": int(val.shape[0]), "data": dataset.meta}
+    if writer:
+        resolved = config.resolved()
+        resolved["derived"].update(info)
+        rundir.write_config(run_dir, resolved, workload=WORKLOAD, run_id=run_id)
+
+    ckpt = Checkpointer(run_dir)
+    metrics_path = run_dir / rundir.METRICS
+    start = ckpt.latest_step()
+    prior_wall = 0.0
+    if start is not None:
+        state, meta = ckpt.restore(start, state)
+        if meta.get("config_hash") != run_id:
+            raise ScalingError(f"{run_dir} holds a checkpoint of another config "
+                               f"({meta.get('config_hash')}, this is {run_id}); use another --out")
+        loader.restore(meta["loader"])
+        prior_wall = float(meta.get("wall_time_s", 0.0))
+        if writer:  # rows after the checkpoint will be produced again
+            truncate_jsonl(metrics_path, lambda r: r.get("step", 0) <= start)
+    else:
+        start = 0
+        if writer:
+            metrics_path.unlink(missing_ok=True)  # rows of an attempt that never checkpointed
+
+    metric = eval_metric_name(config)
+    history = [(r["step"], r.get(metric)) for r in rundir.read_metrics(run_dir) if metric in r]
+    reached: Optional[float] = None
+    if config.target_loss is not None and history:
+        reached = crossing_step([s for s, _ in history], [v for _, v in history], config.target_loss)
+    total = config.total_steps
+    evals = set(eval_steps(total, config.tokens_per_step, config.eval))
+    ckpt_every = checkpoint_every(config)
+    tps = config.tokens_per_step
+
+    bar = None
+    if progress and writer:
+        from tqdm import tqdm
+        bar = tqdm(total=total, initial=start, file=sys.stderr, unit="step", dynamic_ncols=True,
+                   desc=f"train {run_id}")
+
+    rows: dict[int, dict] = {}
+
+    def flush():
+        if writer and rows:
+            rundir.append_metrics(run_dir, [rows[s] for s in sorted(rows)])
+        rows.clear()
+
+    t0 = last_ckpt_time = time.perf_counter()
+    paused = 0.0  # seconds spent in eval / checkpoint / IO, excluded from throughput
+    last_log = (start, t0, 0.0)  # (step, time, paused) at the previous log row
+    status: Optional[str] = None
+    reason = ""
+    final_eval: dict = {}
+    step = start
+    last_train_loss = float("nan")
+
+    def pull(step_done: int, metrics) -> bool:
+        """Host side of step ``step_done``: divergence check, log row, progress. False if diverged."""
+        nonlocal last_log, last_train_loss
+        m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        last_train_loss = m["train_loss"]
+        if bar is not None:
+            bar.update(1)
+        if not math.isfinite(m["train_loss"]):
+            rows.setdefault(step_done, {"step": step_done, "tokens": step_done * tps}).update(m)
+            return False
+        if step_done % config.log_every == 0 or step_done == total:
+            now = time.perf_counter()
+            s0, t_prev, p_prev = last_log
+            dt = (now - t_prev) - (paused - p_prev)
+            m["tokens_per_s"] = (step_done - s0) * tps / dt if dt > 0 else None
+            last_log = (step_done, now, paused)
+            rows.setdefault(step_done, {"step": step_done, "tokens": step_done * tps}).update(m)
+            if bar is not None:
+                bar.set_postfix(loss=f"{m['train_loss']:.3f}",
+                                tok_s=f"{m['tokens_per_s']:.3g}" if m["tokens_per_s"] else "-", refresh=False)
+        return True
+
+    try:
+        pending = None
+        while step < total:
+            batch = shard_batch(loader.next_batch(), batch_sharding)
+            state, metrics = fns.step(state, batch, hp)  # dispatched; runs while we look at t-1
+            step += 1
+            if pending is not None and not pull(*pending):
+                status, reason = "diverged", f"non-finite train loss at step {pending[0]}"
+                step = pending[0]
+                pending = None
+                break
+            pending = (step, metrics)
+            if ckpt_every is not None:
+                at_ckpt = step % ckpt_every == 0 and step < total
+            else:  # by wall time: resuming gives the same metrics whenever the checkpoints fall
+                at_ckpt = step < total and time.perf_counter() - last_ckpt_time >= CHECKPOINT_INTERVAL_S
+            at_eval = step in evals
+            if not (at_eval or at_ckpt):
+                if len(rows) >= FLUSH_ROWS:
+                    flush()
+                continue
+            pause_start = time.perf_counter()
+            ok = pull(*pending)
+            pending = None
+            if not ok:
+                status, reason = "diverged", f"non-finite train loss at step {step}"
+                break
+            if at_eval:
+                losses = np.asarray(jax.device_get(fns.evaluate(state, hp, val_chunks, val_weights)))
+                final_eval = eval_row(losses)
+                rows.setdefault(step, {"step": step, "tokens": step * tps}).update(final_eval)
+                value = final_eval.get(metric)
+                history.append((step, value))
+                if bar is not None:
+                    bar.set_postfix(loss=f"{last_train_loss:.3f}", eval=f"{value:.3f}", refresh=False)
+                if not _finite(value) or not _finite(final_eval["eval_loss"]):
+                    status, reason = "diverged", f"non-finite eval loss at step {step}"
+                    break
+                if config.target_loss is not None and reached is None:
+                    reached = crossing_step([s for s, _ in history], [v for _, v in history], config.target_loss)
+                    if reached is not None and config.stop_at_target:
+                        status, reason = "done", f"target {config.target_loss:g} reached at step {reached:.1f}"
+                        break
+            flush()
+            if at_ckpt:
+                wall = prior_wall + time.perf_counter() - t0
+                ckpt.save(step, state, {"step": step, "loader": loader.state(), "config_hash": run_id,
+                                        "wall_time_s": wall})
+                last_ckpt_time = time.perf_counter()
+            paused += time.perf_counter() - pause_start
+        if pending is not None and not pull(*pending):
+            status, reason = "diverged", f"non-finite train loss at step {pending[0]}"
+    except BaseException as e:
+        if bar is not None:
+            bar.close()
+        flush()
+        if not isinstance(e, (KeyboardInterrupt, ScalingError, SystemExit)) and writer:
+            rundir.finish(run_dir, _summary(config, "failed", f"{type(e).__name__}: {e}", history, None,
+                                            step, {}, info, loader, prior_wall + time.perf_counter() - t0, 0.0))
+        raise
+    if bar is not None:
+        bar.close()
+    flush()
+    wall_session = time.perf_counter() - t0
+    trained = (step - start) * tps
+    tokens_per_s = trained / (wall_session - paused) if wall_session > paused else None
+
+    if status is None:
+        if config.target_loss is None:
+            status, reason = "done", f"token budget reached ({total} steps)"
+        elif reached is not None:
+            status, reason = "done", f"target {config.target_loss:g} reached at step {reached:.1f}"
+        else:
+            status, reason = "censored", (f"token cap {config.token_cap} reached before the target "
+                                          f"{config.target_loss:g}")
+    if config.target_loss is not None and reached is None and history:
+        reached = crossing_step([s for s, _ in history], [v for _, v in history], config.target_loss)
+    if not final_eval and history:  # resumed after the last eval: final losses from the record
+        last = [r for r in rundir.read_metrics(run_dir) if "eval_loss" in r]
+        final_eval = last[-1] if last else {}
+    summary = _summary(config, status, reason, history, reached, step, final_eval, info, loader,
+                       prior_wall + wall_session, tokens_per_s)
+    if writer:
+        rundir.finish(run_dir, summary)
+    ckpt.delete_all()
+    return summary
+
+
+def _summary(config: TrainConfig, status: str, reason: str, history: list, reached: Optional[float], step: int,
+             final_eval: dict, info: dict, loader, wall_time_s: float, tokens_per_s: Optional[float]) -> dict:
+    values = [v for _, v in history if _finite(v)]
+    return {
+        "status": status,
+        "reason": reason,
+        "target_loss": config.target_loss,
+        "steps_to_target": reached,
+        "tokens_to_target": reached * config.tokens_per_step if reached is not None else None,
+        "final_step": step,
+        "final_tokens": step * config.tokens_per_step,
+        "final_eval_loss": final_eval.get("eval_loss"),
+        "final_eval_loss_ewa": final_eval.get("eval_loss_ewa"),
+        "best_eval_loss": min(values) if values else None,
+        "params": config.model.non_embedding_params,
+        "total_params": info["total_params"],
+        "flops_per_token": info["flops_per_token"],
+        "tokens": config.data.tokens,
+        "batch_size": config.batch_size,
+        "microbatch_size": info["microbatch_size"],
+        "seq_len": config.seq_len,
+        "lr": config.optim.lr,
+        "beta2": config.beta2,
+        "ewa_decays": list(config.ewa_decays),
+        "seed": config.seed,
+        "epochs": loader.epochs,
+        "wall_time_s": wall_time_s,
+        "tokens_per_s": tokens_per_s,
+        "eval_metric": eval_metric_name(config),
+        "n_devices": info["n_devices"],
+        "workload": WORKLOAD,
+        "run_id": config_hash(config),
+    }

@@ -1,0 +1,41 @@
+"""The language-model trainer as a sweep workload (``workload: lm`` in a grid file).
+
+One run = ``scaling.train.train(TrainConfig, run_dir)``: an OLMo-style transformer trained on
+D tokens at one batch size and set of hyperparameters, evaluated on a dense schedule, with
+the steps to the target loss interpolated between the bracketing evaluations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from scaling.config import TrainConfig
+from scaling.configs import to_dict
+
+
+class LMWorkload:
+    """``Workload`` (scaling.workloads.base) for the JAX/Flax LM trainer."""
+
+    name = "lm"
+    axis_keys: Mapping[str, str] = {"batch_size": "batch_size", "lr": "optim.lr", "tokens": "data.tokens",
+                                    "seed": "seed", "target_loss": "target_loss", "max_tokens": "max_tokens"}
+
+    def build_config(self, spec: Mapping[str, Any]) -> TrainConfig:
+        return TrainConfig.from_dict(spec)
+
+    def config_dict(self, config: TrainConfig) -> dict:
+        return to_dict(config)
+
+    def params(self, config: TrainConfig) -> int:
+        """N: non-embedding parameters, 12 * n_layers * d_model^2."""
+        return config.model.non_embedding_params
+
+    def tokens(self, config: TrainConfig) -> int:
+        """D: unique training tokens."""
+        return config.data.tokens
+
+    def run(self, config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict:
+        from scaling.train import train  # JAX is imported only when a run starts
+
+        return train(config, run_dir, progress=progress)
