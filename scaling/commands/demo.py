@@ -6,14 +6,19 @@ HELP = "run the demo sweep (tiny model, embedded corpus, minutes on a CPU) and p
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--out", default="runs/demo", metavar="DIR", help="sweep directory (default runs/demo)")
+    p.add_argument("--workload", choices=("lm", "nqm"), default="lm",
+                   help="lm: a tiny language model (minutes); nqm: the noisy quadratic model (seconds)")
+    p.add_argument("--out", default=None, metavar="DIR", help="sweep directory (default runs/demo, or runs/nqm_demo)")
     p.add_argument("--grid", default=None, metavar="GRID", help="another grid file (default runs/grids/demo.yaml)")
     p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes (default 1)")
     p.add_argument("--quiet", action="store_true", help="no per-run lines")
+    p.add_argument("--no-figures", action="store_true", help="do not draw the figures")
 
 
 def run(args) -> int:
-    from scaling.sweep.demo import demo
+    from scaling.sweep.demo import WORKLOAD_GRIDS, demo
 
-    demo(out=args.out, grid=args.grid, workers=args.workers, quiet=args.quiet)
+    grid = args.grid or WORKLOAD_GRIDS[args.workload]
+    out = args.out or ("runs/demo" if args.workload == "lm" else "runs/nqm_demo")
+    demo(out=out, grid=grid, workers=args.workers, quiet=args.quiet, figures=not args.no_figures)
     return 0

@@ -22,6 +22,10 @@ from scaling.sweep.steps import steps_rows, write_steps_csv
 DEMO_GRID = Path(__file__).resolve().parents[2] / "runs" / "grids" / "demo.yaml"
 DEFAULT_OUT = Path("runs") / "demo"
 STEPS_FILE = "steps.csv"
+FIT_FILE = "fit_tokens.json"
+MIN_GROUPS_FOR_LAW = 3  # a power law through fewer data sizes has no residual to judge it by
+DEMO_FIGURES = ("fig_steps_vs_batch_data_sizes", "fig_cbs_vs_data_size", "fig_loss_vs_tokens")
+WORKLOAD_GRIDS = {"lm": DEMO_GRID, "nqm": DEMO_GRID.parent / "nqm_demo.yaml"}
 
 
 def best_per_batch(rows: list) -> list:
@@ -66,25 +70,63 @@ def render_steps(table: list, reference_batch: Optional[int]) -> str:
     return "\n".join(lines)
 
 
-def render_cbs(steps_path: Path, reference_batch: Optional[int]) -> Optional[str]:
+def analyse(steps_path: Path, reference_batch: Optional[int]):
+    """CBS per group (Zhang et al. 2024 Def. 1) from the demo's steps table, or None."""
     try:
         from scaling.analysis import critical_batch_sizes, load_steps
     except ImportError:
         return None
-    result = critical_batch_sizes(load_steps(steps_path), reference_batch=reference_batch)
+    return critical_batch_sizes(load_steps(steps_path), reference_batch=reference_batch)
+
+
+def render_cbs(result) -> str:
     lines = []
     for g in result.groups:
         lo, hi = g.cbs_ci
         tok = f" = {g.cbs_tokens:,.0f} tokens" if g.cbs_tokens else ""
-        lines.append(f"critical batch size (Zhang et al. 2024 Def. 1, {100 * g.overhead:g}% overhead over "
-                     f"linear scaling from B_ref={g.reference_batch:g}): {g.cbs:.1f} sequences{tok}, "
-                     f"{100 * result.confidence:g}% interval [{lo:.1f}, {hi:.1f}]")
+        lines.append(f"D = {g.tokens:,.0f} tokens: critical batch size (Zhang et al. 2024 Def. 1, "
+                     f"{100 * g.overhead:g}% overhead over linear scaling from B_ref={g.reference_batch:g}): "
+                     f"{g.cbs:.1f} sequences{tok}, {100 * result.confidence:g}% interval [{lo:.1f}, {hi:.1f}]")
         lines.append(f"  step model S(B) = S_min (1 + B_noise / B): S_min = {g.s_min:.1f}, B_noise = "
                      f"{g.b_noise:.1f} (McCandlish's B_crit, a different quantity)")
     return "\n".join(lines)
 
 
-def demo(out=DEFAULT_OUT, grid=None, workers: int = 1, print_fn: Callable = print, **sweep_kw) -> dict:
+def fit_demo_law(result, out: Path, print_fn: Callable):
+    """Fit CBS against data size when the demo has enough groups; save it beside the runs."""
+    from scaling.analysis import fit_law
+    from scaling.commands.fit import render
+
+    groups = [g for g in result.groups if g.cbs is not None and math.isfinite(g.cbs)]
+    if len({g.tokens for g in groups}) < MIN_GROUPS_FOR_LAW:
+        print_fn(f"no law: fewer than {MIN_GROUPS_FOR_LAW} data sizes with a CBS")
+        return None
+    fit = fit_law(result, "tokens")
+    fit.save(out / FIT_FILE)
+    print_fn("")
+    print_fn(render(fit))
+    print_fn(f"law saved: {out / FIT_FILE} (scaling predict {out / FIT_FILE} --params N --tokens D)")
+    return fit
+
+
+def write_figures(out: Path, print_fn: Callable) -> list:
+    """Draw the demo's figures (paper_figs scripts on this sweep) into ``out/figures``."""
+    from scaling.plots.output import FigureResult
+    from scaling.plots.registry import find_root, run_script, scripts, select
+
+    root = find_root()
+    chosen = select(scripts(root / "paper_figs"), DEMO_FIGURES)
+    written = []
+    for script in chosen:
+        r = run_script(script, out.parent, out / "fits", out / "figures", sweep=out.name)
+        print_fn(r.line())
+        if isinstance(r, FigureResult):
+            written.append(r)
+    return written
+
+
+def demo(out=DEFAULT_OUT, grid=None, workers: int = 1, print_fn: Callable = print,
+         figures: bool = True, **sweep_kw) -> dict:
     """Run the demo sweep into ``out``; print and return its steps table (and CBS text)."""
     grid = Path(grid) if grid is not None else DEMO_GRID
     if not grid.exists():
@@ -101,12 +143,21 @@ def demo(out=DEFAULT_OUT, grid=None, workers: int = 1, print_fn: Callable = prin
     print_fn("")
     print_fn(text)
     print_fn(f"steps table: {steps_path} ({len(rows)} runs)")
-    cbs = None
+    cbs = fit = None
     try:
-        cbs = render_cbs(steps_path, ref)
+        result = analyse(steps_path, ref)
     except ScalingError as e:
-        cbs = f"no CBS: {e}"
-    if cbs:
+        result = None
+        print_fn(f"no CBS: {e}")
+    if result is not None:
+        cbs = render_cbs(result)
         print_fn(cbs)
+        try:
+            fit = fit_demo_law(result, out, print_fn)
+        except ScalingError as e:
+            print_fn(f"no law: {e}")
+        if figures:
+            print_fn("")
+            write_figures(out, print_fn)
     print_fn(f"demo took {time.time() - t0:.0f} s")
-    return {"root": out, "rows": rows, "table": table, "cbs": cbs, "seconds": time.time() - t0}
+    return {"root": out, "rows": rows, "table": table, "cbs": cbs, "fit": fit, "seconds": time.time() - t0}

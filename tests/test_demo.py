@@ -1,0 +1,26 @@
+"""`scaling demo --workload nqm`: the whole pipeline (sweep -> steps -> CBS -> law -> figures)."""
+
+import csv
+import json
+
+from scaling.cli import main
+
+
+def test_nqm_demo_runs_the_whole_pipeline(tmp_path, capsys):
+    out = tmp_path / "nqm_demo"
+    assert main(["demo", "--workload", "nqm", "--out", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    rows = list(csv.DictReader(open(out / "steps.csv")))
+    done = [r for r in rows if r["status"] == "done"]
+    assert done and {r["tokens"] for r in done} == {"4096", "16384", "65536"}
+    # three data sizes -> a CBS per group and a law CBS ~ D^a with an interval
+    assert text.count("critical batch size (Zhang et al. 2024 Def. 1") == 3
+    fit = json.loads((out / "fit_tokens.json").read_text())
+    assert "leave_one_out" in json.dumps(fit)
+    for name in ("fig_steps_vs_batch_data_sizes", "fig_cbs_vs_data_size", "fig_loss_vs_tokens"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
+    # rerunning a finished demo runs nothing and prints the same CBS lines
+    assert main(["demo", "--workload", "nqm", "--out", str(out), "--quiet", "--no-figures"]) == 0
+    again = capsys.readouterr().out
+    cbs_lines = [l for l in text.splitlines() if l.startswith("D = ")]
+    assert cbs_lines == [l for l in again.splitlines() if l.startswith("D = ")]
