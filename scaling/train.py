@@ -34,6 +34,7 @@ import numpy as np
 import optax
 
 from scaling import ewa as ewa_lib
+from scaling import gns as gns_lib
 from scaling import optim, parallel, rundir
 from scaling.checkpoint import Checkpointer
 from scaling.config import TrainConfig, config_hash
@@ -47,6 +48,10 @@ WORKLOAD = "lm"
 CHECKPOINT_INTERVAL_S = 300.0  # wall seconds between checkpoints when checkpoint_every_tokens is None
 FLUSH_ROWS = 100  # buffered metrics rows before an append to metrics.jsonl
 CACHE_SUBDIR = "jax"
+GNS_NEEDS_MICROBATCHES = ("gns needs microbatch_size < batch_size: the noise scale compares the microbatch "
+                          "gradients with their mean (McCandlish et al. 2018, App. A); set microbatch_size, "
+                          "e.g. batch_size/4, or gns: false")
+GNS_SUMMARY_KEYS = ("b_simple_at_target", "b_simple_mean", "b_simple_crit", "b_simple_final")
 MIN_COMPILE_SECS_TO_CACHE = 0.1
 
 
@@ -57,6 +62,7 @@ class TrainState:
     opt_state: Any
     ewa: Any  # stacked [n_ewa, ...] averages, or ()
     rng: jax.Array  # uint32 key data, for any randomness a step may need
+    gns_ema: gns_lib.EMAState  # EMAs of |G|^2 and tr(Sigma) (scaling.gns); untouched when gns is off
 
 
 class Compiled(NamedTuple):
@@ -77,18 +83,22 @@ def loss_fn(model: Transformer, params: Any, batch_BxL1: jax.Array) -> jax.Array
 
 
 def gradients(model, params, batch_BxL1, *, n_micro: int, gns: bool, micro_sharding=None):
-    """(mean loss, mean gradient, mean per-microbatch |g|^2) over ``n_micro`` microbatches.
+    """(mean loss, mean gradient, SUM over microbatches of |g_micro|^2) over ``n_micro`` microbatches.
 
     Microbatch j holds rows j, j + n_micro, j + 2 n_micro, ... so that each microbatch keeps
     the device split of the global batch. The mean of equal-size microbatch means equals the
-    big-batch mean, so accumulation changes nothing but memory. |g_micro|^2 is the small-batch
-    statistic of the gradient noise scale (McCandlish et al. 2018, App. A); 0 unless ``gns``.
+    big-batch mean, so accumulation changes nothing but memory. The summed |g_micro|^2 (raw,
+    pre-clip, fp32) is the small-batch statistic of the gradient noise scale (McCandlish et al.
+    2018, App. A; ``scaling.gns.from_sq_norms``); 0 unless ``gns``. Each microbatch gradient passes
+    through ``gns.isolate`` whether or not ``gns`` is on, so the measurement never changes the
+    gradient's rounding: the trajectory is bit-identical with it on or off.
     """
     grad_fn = jax.value_and_grad(partial(loss_fn, model))
     if n_micro == 1:
+        if gns:
+            raise ValueError(GNS_NEEDS_MICROBATCHES)
         loss, grads = grad_fn(params, batch_BxL1)
-        sq = optax.tree.norm(grads) ** 2 if gns else jnp.zeros((), jnp.float32)
-        return loss, grads, sq
+        return loss, grads, jnp.zeros((), gns_lib.NORM_DTYPE)
     mb = batch_BxL1.shape[0] // n_micro
     micro_MxBxL1 = batch_BxL1.reshape(mb, n_micro, -1).swapaxes(0, 1)
     if micro_sharding is not None:
@@ -97,27 +107,39 @@ def gradients(model, params, batch_BxL1, *, n_micro: int, gns: bool, micro_shard
     def body(carry, batch):
         loss_sum, grad_sum, sq_sum = carry
         loss, grads = grad_fn(params, batch)
-        sq = optax.tree.norm(grads) ** 2 if gns else jnp.zeros((), jnp.float32)
+        grads = gns_lib.isolate(grads)
+        sq = gns_lib.sq_norm(grads) if gns else jnp.zeros((), gns_lib.NORM_DTYPE)
         return (loss_sum + loss, jax.tree_util.tree_map(jnp.add, grad_sum, grads), sq_sum + sq), None
 
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-    init = (jnp.zeros((), jnp.float32), zeros, jnp.zeros((), jnp.float32))
+    init = (jnp.zeros((), jnp.float32), zeros, jnp.zeros((), gns_lib.NORM_DTYPE))
     (loss_sum, grad_sum, sq_sum), _ = jax.lax.scan(body, init, micro_MxBxL1)
-    return loss_sum / n_micro, jax.tree_util.tree_map(lambda g: g / n_micro, grad_sum), sq_sum / n_micro
+    return loss_sum / n_micro, jax.tree_util.tree_map(lambda g: g / n_micro, grad_sum), sq_sum
 
 
 def train_step(state: TrainState, batch_BxL1: jax.Array, hp: dict, *, model: Transformer, n_micro: int,
                schedule: str, gns: bool, micro_sharding=None) -> tuple[TrainState, dict]:
-    """One optimizer update; a pure function of (state, batch, hparams)."""
-    loss, grads, micro_sq = gradients(model, state.params, batch_BxL1, n_micro=n_micro, gns=gns,
-                                      micro_sharding=micro_sharding)
+    """One optimizer update; a pure function of (state, batch, hparams).
+
+    With ``gns`` the step also updates the EMAs of the unbiased |G|^2 and tr(Sigma) estimates from
+    the microbatch (B_small) and batch (B_big) gradients (McCandlish et al. 2018, App. A; see
+    ``scaling.gns``) and reports ``gns_g2``, ``gns_trace``, ``gns_b_simple`` (in sequences) next to
+    the raw ``grad_sq`` (|G_big|^2) and ``grad_sq_micro`` (mean |G_small|^2).
+    """
+    loss, grads, sq_sum = gradients(model, state.params, batch_BxL1, n_micro=n_micro, gns=gns,
+                                    micro_sharding=micro_sharding)
     params, opt_state, lr, grad_norm = optim.update(grads, state.opt_state, state.params, state.step, hp, schedule)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               ewa=ewa_lib.update(state.ewa, params, hp["ewa_decays"]))
     metrics = {"train_loss": loss, "lr": lr, "grad_norm": grad_norm}
     if gns:
-        metrics["grad_sq"] = grad_norm ** 2  # |G_big|^2 over the whole batch (pre-clip)
-        metrics["grad_sq_micro"] = micro_sq  # mean |G_small|^2 over microbatches
+        stats = gns_lib.from_sq_norms(sq_sum, grads, n_micro, batch_BxL1.shape[0] // n_micro)
+        g2, trace = gns_lib.estimates(stats)
+        gns_ema = gns_lib.ema_update(state.gns_ema, g2, trace, gns_lib.DEFAULT_DECAY)
+        new_state = new_state.replace(gns_ema=gns_ema)
+        metrics["grad_sq"] = stats.sq_norm_big  # |G_big|^2 over the whole batch (pre-clip)
+        metrics["grad_sq_micro"] = stats.sq_norm_small  # mean |G_small|^2 over microbatches
+        metrics.update(gns_lib.metrics(gns_ema))
     return new_state, metrics
 
 
@@ -125,7 +147,7 @@ def init_state(seed: jax.Array, *, model: Transformer, n_ewa: int) -> TrainState
     init_key, rng = jax.random.split(jax.random.key(seed))
     params = init_params(model, init_key)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optim.init_state(params),
-                      ewa=ewa_lib.init(params, n_ewa), rng=jax.random.key_data(rng))
+                      ewa=ewa_lib.init(params, n_ewa), rng=jax.random.key_data(rng), gns_ema=gns_lib.ema_init())
 
 
 def compiled(model: Transformer, *, batch_size: int, microbatch_size: int, seq_len: int, n_ewa: int,
@@ -174,6 +196,23 @@ def check_config(config: TrainConfig, n_devices: int) -> None:
         raise ScalingError(f"the run has no step: token cap {config.token_cap} < {config.tokens_per_step} tokens per step")
     if config.microbatch_memory_gb is None:
         parallel.check_divisible(config.batch_size, config.microbatch_size or config.batch_size, n_devices)
+        check_gns(config, config.microbatch_size or config.batch_size)
+
+
+def check_gns(config: TrainConfig, micro: int) -> None:
+    """The noise scale needs two batch sizes: at least two microbatches per step (ScalingError)."""
+    if config.gns and micro >= config.batch_size:
+        raise ScalingError(f"{GNS_NEEDS_MICROBATCHES} (batch_size {config.batch_size}, microbatch_size {micro})")
+
+
+def gns_summary(config: TrainConfig, rows: list, reached: Optional[float]) -> dict:
+    """summary.json's B_simple reductions (``scaling.gns.summarize``) from the metrics rows; all
+    None when the measurement is off."""
+    if not config.gns:
+        return {k: None for k in GNS_SUMMARY_KEYS}
+    logged = [(r["step"], r.get("gns_b_simple")) for r in rows if "gns_b_simple" in r and "step" in r]
+    out = gns_lib.summarize([s for s, _ in logged], [v for _, v in logged], reached, batch_size=config.batch_size)
+    return {k: out[k] for k in GNS_SUMMARY_KEYS}
 
 
 def microbatch_size(config: TrainConfig, n_devices: int, vocab: int) -> int:
@@ -228,6 +267,7 @@ def train(config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict
     model = build(config.model, dataset.vocab_size)
     seq_len, B = config.seq_len, config.batch_size
     micro = microbatch_size(config, n_dev, model.vocab_size)
+    check_gns(config, micro)
     loader = BatchLoader(dataset.train, seq_len=seq_len, batch_size=B, seed=config.data.seed,
                          token_budget=config.token_cap, allow_repeat=config.data.allow_repeat)
     val = validation_batch(dataset.validation, seq_len=seq_len, max_tokens=config.data.val_tokens)
@@ -305,12 +345,15 @@ def train(config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict
     final_eval: dict = {}
     step = start
     last_train_loss = float("nan")
+    last_gns: dict = {}  # the latest step's gns_* metrics, copied onto eval rows
 
     def pull(step_done: int, metrics) -> bool:
         """Host side of step ``step_done``: divergence check, log row, progress. False if diverged."""
         nonlocal last_log, last_train_loss
         m = {k: float(v) for k, v in jax.device_get(metrics).items()}
         last_train_loss = m["train_loss"]
+        last_gns.clear()
+        last_gns.update({k: v for k, v in m.items() if k.startswith("gns_")})
         if bar is not None:
             bar.update(1)
         if not math.isfinite(m["train_loss"]):
@@ -358,7 +401,7 @@ def train(config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict
             if at_eval:
                 losses = np.asarray(jax.device_get(fns.evaluate(state, hp, val_chunks, val_weights)))
                 final_eval = eval_row(losses)
-                rows.setdefault(step, {"step": step, "tokens": step * tps}).update(final_eval)
+                rows.setdefault(step, {"step": step, "tokens": step * tps}).update(final_eval, **last_gns)
                 value = final_eval.get(metric)
                 history.append((step, value))
                 if bar is not None:
@@ -410,6 +453,7 @@ def train(config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict
         final_eval = last[-1] if last else {}
     summary = _summary(config, status, reason, history, reached, step, final_eval, info, loader,
                        prior_wall + wall_session, tokens_per_s)
+    summary.update(gns_summary(config, rundir.read_metrics(run_dir), reached))
     if writer:
         rundir.finish(run_dir, summary)
     ckpt.delete_all()

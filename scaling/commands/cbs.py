@@ -21,6 +21,9 @@ def add_arguments(p) -> None:
     p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, help="interval level")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--gns", action="store_true",
+                   help="also compare the runs' gradient noise scale B_simple (steps column b_simple) with "
+                        "B_noise and the CBS (scaling.analysis.gns_compare.compare_gns)")
 
 
 def compute(args):
@@ -53,9 +56,20 @@ def run(args) -> int:
     from scaling.store import to_json
 
     result = compute(args)
+    comparison = None
+    if args.gns:
+        from scaling.analysis.gns_compare import compare_gns, steps_records
+        comparison = compare_gns(result, steps_records(args.steps))
     if args.json:
-        print(to_json(result.to_dict()))
+        d = result.to_dict()
+        if comparison is not None:
+            d["gns"] = comparison.to_dict()
+        print(to_json(d))
     else:
         print(render(result))
+        if comparison is not None:
+            from scaling.analysis.gns_compare import render as render_gns
+            print()
+            print(render_gns(comparison))
         print_warnings("cbs", result.warnings)
     return 0

@@ -5,7 +5,9 @@ One row per run (DESIGN.md, "Steps table"): ``params,tokens,batch_size,steps`` a
 with the fewest steps at that (params, tokens, batch size): S(B) is the minimum over the
 tuning grid, Zhang et al. 2024), ``lr_edge`` (``low``/``high`` when that lr is the grid's
 smallest/largest: the optimum may lie outside, widen the grid), ``model``, ``phase``,
-``run_id``, ``reason``.
+``run_id``, ``reason``; last the optional gradient-noise-scale columns ``b_simple`` (the run's
+B_simple at its target crossing) and ``b_simple_mean`` (its average over training), in
+sequences, from summary.json (``scaling.gns.summarize``), empty when the run did not measure it.
 
 ``steps`` is the interpolated crossing of L* (``scaling.target.crossing_step``). Reference
 runs (B_ref, trained for D tokens with no target) get theirs from their own eval curve; a
@@ -28,7 +30,7 @@ from scaling.sweep.records import find_sweeps, read_sweep
 from scaling.target import crossing_step
 
 COLUMNS = ("params", "tokens", "batch_size", "steps", "seq_len", "lr", "seed", "target_loss", "status",
-           "best_lr", "lr_edge", "model", "phase", "run_id", "reason")
+           "best_lr", "lr_edge", "model", "phase", "run_id", "reason", "b_simple", "b_simple_mean")
 DEFAULT_METRIC = "eval_loss"
 
 
@@ -43,6 +45,18 @@ def reference_steps(run_dir: Path, summary: dict, target: float):
     return crossing_step(steps, losses, target) if steps else None
 
 
+def reference_b_simple(run_dir: Path, step: float):
+    """A reference run's logged B_simple interpolated at its own crossing ``step`` (its summary has
+    no target, so no ``b_simple_at_target``); None when the run did not measure it."""
+    from scaling import gns  # jax: imported only when a run measured the noise scale
+
+    logged = [(r["step"], r["gns_b_simple"]) for r in rundir.read_metrics(run_dir)
+              if "gns_b_simple" in r and r.get("step") is not None]
+    if not logged:
+        return None
+    return gns.summarize([a for a, _ in logged], [b for _, b in logged], step)["b_simple_at_target"]
+
+
 def _row(rec, group_targets: dict) -> dict:
     info, s = rec.info, rec.summary or {}
     target = info.get("target_loss")
@@ -53,6 +67,7 @@ def _row(rec, group_targets: dict) -> dict:
            "seq_len": s.get("seq_len"), "lr": s.get("lr", info.get("lr")), "seed": s.get("seed", info.get("seed")),
            "target_loss": target, "status": rec.state, "model": info.get("model", ""),
            "phase": info.get("phase", ""), "run_id": rec.run_id or "", "reason": s.get("reason", ""),
+           "b_simple": s.get("b_simple_at_target"), "b_simple_mean": s.get("b_simple_mean"),
            "_group": info.get("group")}
     if rec.state in ("done", "censored") and info.get("phase") == "reference" and target is not None:
         steps = reference_steps(rec.run_dir, s, float(target))
@@ -60,6 +75,8 @@ def _row(rec, group_targets: dict) -> dict:
         row["status"] = "done" if steps is not None else "censored"
         if steps is None:
             row["reason"] = f"final loss above the target {target:.6g} at B_ref"
+        elif row["b_simple"] is None and s.get("b_simple_mean") is not None:
+            row["b_simple"] = reference_b_simple(rec.run_dir, steps)
     elif rec.state == "done":
         row["steps"] = s.get("steps_to_target")
         if row["steps"] is None:
