@@ -19,6 +19,7 @@ import scipy
 
 from scaling.analysis import critical_batch_sizes, fit_law
 from scaling.analysis.synthetic import TrueLaws, synthetic_table
+from scaling.machine import cpu_model
 
 GROUPS = [(1e6, 2e7 * 4 ** k) for k in range(5)]
 BATCHES = 2.0 ** np.arange(4, 13)
@@ -27,14 +28,6 @@ REPEATS = 5
 NAIVE_RESAMPLES = 100  # per group; the naive baseline is timed on fewer and scaled per resample
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def pipeline(table):

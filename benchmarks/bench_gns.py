@@ -35,6 +35,7 @@ import optax
 from scaling import gns
 from scaling.config import ModelConfig
 from scaling.model import build, init_params
+from scaling.machine import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL = ModelConfig(d_model=64, n_layers=2, n_heads=4, seq_len=64)
@@ -47,14 +48,6 @@ REPEATS = 9
 CADENCES = (1, 10, 100)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def machine_info() -> dict:

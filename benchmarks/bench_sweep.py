@@ -29,20 +29,13 @@ import time
 from pathlib import Path
 
 import yaml
+from scaling.machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "bench_sweep.json"
 UNREACHABLE_TARGET = 0.01  # nats: no tiny model gets there, so every run trains its whole cap
 
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def grid(tokens: int) -> dict:

@@ -31,6 +31,7 @@ from scaling.config import TrainConfig  # noqa: E402
 from scaling.model import build, flops_per_token  # noqa: E402
 from scaling.store import atomic_write_json  # noqa: E402
 from scaling.train import compiled, train  # noqa: E402
+from scaling.machine import cpu_model
 
 # (d_model, n_layers, n_heads, seq_len, batch) -- tiny to ~3M non-embedding parameters
 SIZES = [(64, 2, 4, 64, 32), (128, 4, 4, 128, 16), (256, 4, 8, 128, 16)]
@@ -40,14 +41,6 @@ MIN_SECONDS = 3.0  # time each measurement at least this long
 WARMUP_CALLS = 3
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(fn, min_seconds: float) -> tuple[float, int]:

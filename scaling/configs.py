@@ -66,16 +66,22 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict:
     out = _deepcopy(dict(data))
     for item in overrides:
         keys, value = parse_override(item)
-        node = out
-        for k in keys[:-1]:
-            child = node.get(k)
-            if child is None:
-                child = node[k] = {}
-            elif not isinstance(child, dict):
-                raise ScalingError(f"--set {item!r}: {k!r} is not a section")
-            node = child
-        node[keys[-1]] = value
+        set_dotted(out, ".".join(keys), value, where=f"--set {item!r}")
     return out
+
+
+def set_dotted(d: dict, key: str, value: Any, where: str = "") -> None:
+    """Set ``d["a"]["b"] = value`` for ``key = "a.b"``, creating sections as needed (in place)."""
+    node = d
+    parts = key.split(".")
+    for p in parts[:-1]:
+        child = node.get(p)
+        if child is None:
+            child = node[p] = {}
+        elif not isinstance(child, dict):
+            raise ScalingError(f"{where or f'cannot set {key!r}'}: {p!r} is not a section")
+        node = child
+    node[parts[-1]] = value
 
 
 def _deepcopy(d: Any) -> Any:

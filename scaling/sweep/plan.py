@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+from scaling.configs import set_dotted
 from scaling.errors import ScalingError
 from scaling.sweep.grid import DEFINITION1, WARMUP_KEY, Grid
 
@@ -34,19 +35,6 @@ def run_id(workload: str, config: Mapping) -> str:
     """sha256 of the canonical JSON of (workload, resolved config): the run's identity."""
     blob = json.dumps({"workload": workload, "config": config}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:ID_LENGTH]
-
-
-def set_dotted(d: dict, key: str, value: Any) -> None:
-    node = d
-    parts = key.split(".")
-    for p in parts[:-1]:
-        child = node.get(p)
-        if child is None:
-            child = node[p] = {}
-        elif not isinstance(child, dict):
-            raise ScalingError(f"cannot set {key!r}: {p!r} is not a section")
-        node = child
-    node[parts[-1]] = value
 
 
 def deep_merge(a: Mapping, b: Mapping) -> dict:
