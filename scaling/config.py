@@ -165,6 +165,11 @@ class TrainConfig:
     log_every: int = 10  # steps between train-loss rows in metrics.jsonl
     checkpoint_every_tokens: Optional[int] = None  # None: by wall time (scaling.train.CHECKPOINT_INTERVAL_S)
     gns: bool = False  # log the gradient noise scale (McCandlish et al. 2018)
+    # Without accumulation (one microbatch per step) the noise scale needs a second batch size:
+    # every `gns_every` steps the step also takes the gradients of `gns_split` equal parts of its
+    # batch (scaling.gns.split_batch_stats; ~one extra forward+backward on those steps only).
+    gns_every: int = 10  # steps between split-batch measurements (cadence); ignored with microbatches
+    gns_split: int = 4  # parts the batch is split into on measured steps (B_small = batch_size/gns_split)
 
     def __post_init__(self):
         require(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
@@ -189,6 +194,12 @@ class TrainConfig:
         require(self.log_every > 0, f"log_every must be positive, got {self.log_every}")
         require(self.checkpoint_every_tokens is None or self.checkpoint_every_tokens > 0,
                 f"checkpoint_every_tokens must be positive, got {self.checkpoint_every_tokens}")
+        require(self.gns_every > 0, f"gns_every must be positive, got {self.gns_every}")
+        require(self.gns_split >= 2, f"gns_split must be >= 2 (two batch sizes), got {self.gns_split}")
+        splits = self.gns and self.microbatch_memory_gb is None and self.microbatch_size in (None, self.batch_size)
+        require(not splits or self.batch_size % self.gns_split == 0,
+                f"batch_size {self.batch_size} is not divisible by gns_split {self.gns_split} (gns without "
+                "microbatches measures on gns_split equal parts of the batch)")
 
     # --- derived values -------------------------------------------------------------------
     @property

@@ -48,9 +48,9 @@ WORKLOAD = "lm"
 CHECKPOINT_INTERVAL_S = 300.0  # wall seconds between checkpoints when checkpoint_every_tokens is None
 FLUSH_ROWS = 100  # buffered metrics rows before an append to metrics.jsonl
 CACHE_SUBDIR = "jax"
-GNS_NEEDS_MICROBATCHES = ("gns needs microbatch_size < batch_size: the noise scale compares the microbatch "
-                          "gradients with their mean (McCandlish et al. 2018, App. A); set microbatch_size, "
-                          "e.g. batch_size/4, or gns: false")
+GNS_SPLIT_INDIVISIBLE = ("gns without microbatches splits the batch into gns_split equal parts (McCandlish "
+                         "et al. 2018, App. A: a second, smaller batch size); batch_size must be divisible "
+                         "by gns_split")
 GNS_SUMMARY_KEYS = ("b_simple_at_target", "b_simple_mean", "b_simple_crit", "b_simple_final")
 MIN_COMPILE_SECS_TO_CACHE = 0.1
 
@@ -94,9 +94,7 @@ def gradients(model, params, batch_BxL1, *, n_micro: int, gns: bool, micro_shard
     gradient's rounding: the trajectory is bit-identical with it on or off.
     """
     grad_fn = jax.value_and_grad(partial(loss_fn, model))
-    if n_micro == 1:
-        if gns:
-            raise ValueError(GNS_NEEDS_MICROBATCHES)
+    if n_micro == 1:  # no small-batch statistic here; with gns, train_step measures split batches
         loss, grads = grad_fn(params, batch_BxL1)
         return loss, grads, jnp.zeros((), gns_lib.NORM_DTYPE)
     mb = batch_BxL1.shape[0] // n_micro
@@ -117,14 +115,38 @@ def gradients(model, params, batch_BxL1, *, n_micro: int, gns: bool, micro_shard
     return loss_sum / n_micro, jax.tree_util.tree_map(lambda g: g / n_micro, grad_sum), sq_sum
 
 
+def split_measurement(model, params, batch_BxL1, ema: gns_lib.EMAState, *, k: int):
+    """One split-batch measurement: (updated EMA, |G_big|^2, mean |G_small|^2).
+
+    For steps with one microbatch (McCandlish et al. 2018, App. A needs two batch sizes): the
+    batch is split into ``k`` groups of B/k rows, group j holding rows j, j + k, j + 2k, ... (the
+    microbatch layout of ``gradients``), and ``scaling.gns.split_batch_stats`` takes each group's
+    gradient in a sequential scan. The gradients feed only the statistics, never the update.
+    """
+    b_small = batch_BxL1.shape[0] // k
+    strided = batch_BxL1.reshape(b_small, k, -1).swapaxes(0, 1).reshape(batch_BxL1.shape)
+    stats = gns_lib.split_batch_stats(jax.grad(partial(loss_fn, model)), params, strided, k, b_small)
+    g2, trace = gns_lib.estimates(stats)
+    return (gns_lib.ema_update(ema, g2, trace, gns_lib.DEFAULT_DECAY),
+            jnp.asarray(stats.sq_norm_big, gns_lib.NORM_DTYPE), jnp.asarray(stats.sq_norm_small, gns_lib.NORM_DTYPE))
+
+
 def train_step(state: TrainState, batch_BxL1: jax.Array, hp: dict, *, model: Transformer, n_micro: int,
-               schedule: str, gns: bool, micro_sharding=None) -> tuple[TrainState, dict]:
+               schedule: str, gns: bool, micro_sharding=None, gns_every: int = TrainConfig.gns_every,
+               gns_split: int = TrainConfig.gns_split) -> tuple[TrainState, dict]:
     """One optimizer update; a pure function of (state, batch, hparams).
 
     With ``gns`` the step also updates the EMAs of the unbiased |G|^2 and tr(Sigma) estimates from
     the microbatch (B_small) and batch (B_big) gradients (McCandlish et al. 2018, App. A; see
     ``scaling.gns``) and reports ``gns_g2``, ``gns_trace``, ``gns_b_simple`` (in sequences) next to
     the raw ``grad_sq`` (|G_big|^2) and ``grad_sq_micro`` (mean |G_small|^2).
+
+    With one microbatch (``n_micro == 1``) there is no small batch in the step, so on steps where
+    ``state.step % gns_every == 0`` (a ``lax.cond``: the others pay nothing) the batch is split
+    into ``gns_split`` parts whose extra gradients give the statistics (``split_measurement``);
+    the EMA advances once per measured step (decay ``gns.DEFAULT_DECAY`` per measurement) and the
+    raw ``grad_sq``/``grad_sq_micro`` are NaN on the other steps. The update never sees these
+    gradients: the trajectory is bit-identical with ``gns`` on or off.
     """
     loss, grads, sq_sum = gradients(model, state.params, batch_BxL1, n_micro=n_micro, gns=gns,
                                     micro_sharding=micro_sharding)
@@ -132,7 +154,19 @@ def train_step(state: TrainState, batch_BxL1: jax.Array, hp: dict, *, model: Tra
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               ewa=ewa_lib.update(state.ewa, params, hp["ewa_decays"]))
     metrics = {"train_loss": loss, "lr": lr, "grad_norm": grad_norm}
-    if gns:
+    if gns and n_micro == 1:
+        def skip(ema):
+            nan = jnp.full((), jnp.nan, gns_lib.NORM_DTYPE)
+            return ema, nan, nan
+
+        gns_ema, big, small = jax.lax.cond(
+            state.step % gns_every == 0,
+            partial(split_measurement, model, state.params, batch_BxL1, k=gns_split), skip, state.gns_ema)
+        new_state = new_state.replace(gns_ema=gns_ema)
+        metrics["grad_sq"] = big  # |G_big|^2 over the whole batch (pre-clip); NaN when not measured
+        metrics["grad_sq_micro"] = small  # mean |G_small|^2 over the gns_split parts
+        metrics.update(gns_lib.metrics(gns_ema))
+    elif gns:
         stats = gns_lib.from_sq_norms(sq_sum, grads, n_micro, batch_BxL1.shape[0] // n_micro)
         g2, trace = gns_lib.estimates(stats)
         gns_ema = gns_lib.ema_update(state.gns_ema, g2, trace, gns_lib.DEFAULT_DECAY)
@@ -151,15 +185,22 @@ def init_state(seed: jax.Array, *, model: Transformer, n_ewa: int) -> TrainState
 
 
 def compiled(model: Transformer, *, batch_size: int, microbatch_size: int, seq_len: int, n_ewa: int,
-             schedule: str, gns: bool, mesh) -> Compiled:
-    """The jitted init/step/eval for these static shapes, built once per process."""
-    key = (model.config, model.vocab_size, batch_size, microbatch_size, seq_len, n_ewa, schedule, gns,
+             schedule: str, gns: bool, mesh, gns_every: int = TrainConfig.gns_every,
+             gns_split: int = TrainConfig.gns_split) -> Compiled:
+    """The jitted init/step/eval for these static shapes, built once per process.
+
+    ``gns_every``/``gns_split`` (the split-batch measurement) matter only with gns on and one
+    microbatch per step; otherwise they are left out of the cache key.
+    """
+    n_micro = batch_size // microbatch_size
+    split = (gns_every, gns_split) if gns and n_micro == 1 else None
+    key = (model.config, model.vocab_size, batch_size, microbatch_size, seq_len, n_ewa, schedule, gns, split,
            tuple(d.id for d in mesh.devices.flat))
     if key not in _COMPILED:
         repl = parallel.replicated(mesh)
-        n_micro = batch_size // microbatch_size
         step = partial(train_step, model=model, n_micro=n_micro, schedule=schedule, gns=gns,
-                       micro_sharding=parallel.microbatch_sharding(mesh) if n_micro > 1 else None)
+                       micro_sharding=parallel.microbatch_sharding(mesh) if n_micro > 1 else None,
+                       **({"gns_every": gns_every, "gns_split": gns_split} if split else {}))
         init_key = (model.config, model.vocab_size, n_ewa, key[-1])
         if init_key not in _INIT:
             _INIT[init_key] = jax.jit(partial(init_state, model=model, n_ewa=n_ewa), out_shardings=repl)
@@ -200,9 +241,20 @@ def check_config(config: TrainConfig, n_devices: int) -> None:
 
 
 def check_gns(config: TrainConfig, micro: int) -> None:
-    """The noise scale needs two batch sizes: at least two microbatches per step (ScalingError)."""
-    if config.gns and micro >= config.batch_size:
-        raise ScalingError(f"{GNS_NEEDS_MICROBATCHES} (batch_size {config.batch_size}, microbatch_size {micro})")
+    """The noise scale needs two batch sizes: microbatches, or a batch split into ``gns_split``
+    equal parts on measured steps (then batch_size % gns_split == 0; ScalingError otherwise)."""
+    if config.gns and micro >= config.batch_size and config.batch_size % config.gns_split:
+        raise ScalingError(f"{GNS_SPLIT_INDIVISIBLE} (batch_size {config.batch_size}, gns_split {config.gns_split})")
+
+
+def gns_method(config: TrainConfig, micro: int) -> Optional[str]:
+    """How the run measures the noise scale, recorded in config.json (None: not measured)."""
+    if not config.gns:
+        return None
+    if micro < config.batch_size:
+        return f"microbatches: {config.batch_size // micro} x {micro} every step"
+    return (f"split batch: {config.gns_split} x {config.batch_size // config.gns_split} extra gradients "
+            f"every {config.gns_every} steps")
 
 
 def gns_summary(config: TrainConfig, rows: list, reached: Optional[float]) -> dict:
@@ -273,7 +325,8 @@ def train(config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict
     val = validation_batch(dataset.validation, seq_len=seq_len, max_tokens=config.data.val_tokens)
     n_ewa = len(config.ewa_decays)
     fns = compiled(model, batch_size=B, microbatch_size=micro, seq_len=seq_len, n_ewa=n_ewa,
-                   schedule=config.optim.schedule, gns=config.gns, mesh=mesh)
+                   schedule=config.optim.schedule, gns=config.gns, mesh=mesh,
+                   gns_every=config.gns_every, gns_split=config.gns_split)
     hp = parallel.put_replicated(optim.hparams(config), mesh)
     val_chunks, val_weights = chunk_validation(val, config.eval.batch_size, n_dev)
     val_sharding = parallel.microbatch_sharding(mesh)
@@ -290,7 +343,7 @@ def train(config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict
             "microbatch_size": micro, "total_params": counts["total"],
             "non_embedding_params_counted": counts["non_embedding"],
             "flops_per_token": flops_per_token(config.model, vocab, seq_len),
-            "eval_sequences": int(val.shape[0]), "data": dataset.meta}
+            "eval_sequences": int(val.shape[0]), "data": dataset.meta, "gns_method": gns_method(config, micro)}
     if writer:
         resolved = config.resolved()
         resolved["derived"].update(info)

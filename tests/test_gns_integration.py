@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from pathlib import Path
@@ -124,17 +125,126 @@ def test_summary_has_the_b_simple_reductions(runs):
     assert rundir.read_summary(d_on)["b_simple_mean"] == s_on["b_simple_mean"]
 
 
-def test_gns_without_microbatches_is_a_user_error(tmp_path):
-    whole = TrainConfig.from_dict(tiny_spec(steps=STEPS, gns=True))
-    with pytest.raises(ScalingError, match="gns needs microbatch_size < batch_size"):
-        train_lib.check_config(whole, 1)
-    with pytest.raises(ScalingError, match="gns needs microbatch_size"):
-        train_lib.train(whole, tmp_path / "run")
+# --- no microbatches: split-batch measurement at a cadence -------------------------------------
+
+SPLIT, EVERY = 4, 3  # 4 groups of B/4 sequences, measured at steps 0, 3, 6, ...
+
+
+def whole_spec(gns: bool, **kw) -> dict:
+    return tiny_spec(steps=STEPS, gns=gns, gns_every=EVERY, gns_split=SPLIT, log_every=1, target_loss=TARGET,
+                     stop_at_target=False, **{"model.n_layers": 1}, **kw)
+
+
+@pytest.fixture(scope="module")
+def whole_runs(tmp_path_factory):
+    """One microbatch per step (no accumulation, one device): gns on and off."""
+    root = tmp_path_factory.mktemp("whole")
+    return {name: (root / name, train_lib.train(TrainConfig.from_dict(whole_spec(gns)), root / name))
+            for name, gns in (("on", True), ("off", False))}
+
+
+def test_run_without_microbatches_records_b_simple_and_keeps_the_trajectory(whole_runs):
+    (d_on, s_on), (d_off, s_off) = whole_runs["on"], whole_runs["off"]
+    rows_on, rows_off = rundir.read_metrics(d_on), rundir.read_metrics(d_off)
+    assert [r["step"] for r in rows_on] == [r["step"] for r in rows_off]
+    for key in ("train_loss", "eval_loss", "eval_loss_ewa", "grad_norm"):
+        a, b = [r.get(key) for r in rows_on], [r.get(key) for r in rows_off]
+        assert a == b and any(v is not None for v in a)  # bit-identical over the whole run
+    assert not any(k.startswith("gns_") or k.startswith("grad_sq") for r in rows_off for k in r)
+    log_rows = [r for r in rows_on if "train_loss" in r]
+    assert [r["step"] for r in log_rows] == list(range(1, STEPS + 1))
+    # step s (1-based) ran from state.step s - 1: measured when (s - 1) % EVERY == 0, NaN (null) otherwise
+    for r in log_rows:
+        measured = (r["step"] - 1) % EVERY == 0
+        assert (r["grad_sq"] is not None) == measured and (r["grad_sq_micro"] is not None) == measured
+        if measured:
+            assert 0 < r["grad_sq"] < r["grad_sq_micro"]  # the mean of B/4-gradients is noisier
+    # the EMA (and so B_simple) changes only on measured steps
+    for prev, r in zip(log_rows, log_rows[1:]):
+        if (r["step"] - 1) % EVERY:
+            assert r["gns_b_simple"] == prev["gns_b_simple"]
+    last = rows_on[-1]
+    assert last["step"] == STEPS and 0 < last["gns_b_simple"] < math.inf
+    assert s_on["steps_to_target"] is not None and s_on["steps_to_target"] == s_off["steps_to_target"]
+    for k in GNS_SUMMARY_KEYS:
+        assert s_on[k] is not None and 0 < s_on[k] < math.inf, k
+    derived = json.loads((d_on / rundir.CONFIG).read_text())["config"]["derived"]
+    assert derived["gns_method"] == f"split batch: {SPLIT} x {B // SPLIT} extra gradients every {EVERY} steps"
+
+
+def test_split_step_statistics_and_bit_identity(whole_runs):
+    """Step level, on the executables the runs compiled: identical state, EMA only on measured
+    steps, and the first measurement equals the App. A estimates from explicit group gradients."""
+    from scaling import gns
+    from scaling.data.loader import shard_batch
+
+    config = TrainConfig.from_dict(whole_spec(True))
+    model = build(config.model, BYTE_VOCAB)
+    mesh = parallel.data_mesh()
+    common = dict(batch_size=B, microbatch_size=B, seq_len=L, n_ewa=len(config.ewa_decays),
+                  schedule=config.optim.schedule, mesh=mesh, gns_every=EVERY, gns_split=SPLIT)
+    on, off = (train_lib.compiled(model, gns=g, **common) for g in (True, False))
+    hp = parallel.put_replicated(optim.hparams(config), mesh)
+    rng = np.random.default_rng(2)
+    raw = [rng.integers(0, BYTE_VOCAB, size=(B, L + 1)).astype(np.int32) for _ in range(EVERY + 1)]
+    batches = [shard_batch(x, parallel.batch_sharding(mesh)) for x in raw]
+    s_on, s_off = on.init(np.int32(0)), off.init(np.int32(0))
+    params0 = jax.tree_util.tree_map(np.array, s_on.params)
+    counts = []
+    for i, batch in enumerate(batches):
+        s_on, m_on = on.step(s_on, batch, hp)
+        s_off, m_off = off.step(s_off, batch, hp)
+        assert float(m_on["train_loss"]) == float(m_off["train_loss"])
+        assert float(m_on["grad_norm"]) == float(m_off["grad_norm"])
+        counts.append(int(s_on.gns_ema.count))
+        if i == 0:
+            first = {k: float(v) for k, v in m_on.items()}
+    for a, b in zip(jax.tree_util.tree_leaves((s_on.params, s_on.opt_state, s_on.ewa)),
+                    jax.tree_util.tree_leaves((s_off.params, s_off.opt_state, s_off.ewa))):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert counts == [1] * EVERY + [2] and int(s_off.gns_ema.count) == 0
+    assert set(m_off) == {"train_loss", "lr", "grad_norm"}
+
+    # group j = rows j, j + SPLIT, ...: per-group gradients at the initial parameters
+    grad = jax.jit(jax.grad(lambda p, x: train_lib.loss_fn(model, p, x)))
+    groups = [grad(params0, raw[0][j::SPLIT]) for j in range(SPLIT)]
+    stacked = jax.tree_util.tree_map(lambda *g: np.stack(g), *groups)
+    g2, trace = gns.estimates(gns.from_microbatch_grads(stacked, B // SPLIT))
+    assert first["gns_g2"] == pytest.approx(float(g2), rel=1e-3)  # one EMA update, debiased: the estimate
+    assert first["gns_trace"] == pytest.approx(float(trace), rel=1e-3)
+    if float(g2) > 0:  # random tokens: the one-step |G|^2 estimate may be negative, B_simple then NaN
+        assert first["gns_b_simple"] == pytest.approx(float(trace) / float(g2), rel=2e-3)
+    else:
+        assert math.isnan(first["gns_b_simple"])
+    assert float(trace) > 0
+
+
+def test_bad_gns_settings_are_user_errors(tmp_path, capsys):
+    from scaling.cli import main
+
+    with pytest.raises(ScalingError, match="not divisible by gns_split"):
+        TrainConfig.from_dict(tiny_spec(steps=STEPS, gns=True, gns_split=3))  # B = 16
+    with pytest.raises(ScalingError, match="gns_split must be >= 2"):
+        TrainConfig.from_dict(tiny_spec(steps=STEPS, gns=True, gns_split=1))
+    with pytest.raises(ScalingError, match="gns_every must be positive"):
+        TrainConfig.from_dict(tiny_spec(steps=STEPS, gns=True, gns_every=0))
+    # the split is irrelevant with microbatches or with gns off
+    TrainConfig.from_dict(tiny_spec(steps=STEPS, gns=True, gns_split=3, microbatch_size=MICRO))
+    TrainConfig.from_dict(tiny_spec(steps=STEPS, gns_split=3))
+    # a batch size from the memory budget is checked once known
+    with pytest.raises(ScalingError, match="divisible by gns_split"):
+        train_lib.check_gns(TrainConfig.from_dict(tiny_spec(steps=STEPS, gns=True, gns_split=3,
+                                                            microbatch_memory_gb=1.0)), B)
+    train_lib.check_gns(TrainConfig.from_dict(whole_spec(True)), B)  # 16 / 4: fine
+
+    import yaml
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_spec(steps=STEPS, gns=True, gns_split=3)))
+    capsys.readouterr()
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "gns_split" in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "run").exists()  # nothing written
-    with pytest.raises(ScalingError, match="gns needs"):
-        train_lib.check_gns(TrainConfig.from_dict(tiny_spec(steps=STEPS, gns=True, microbatch_size=B)), B)
-    train_lib.check_gns(TrainConfig.from_dict(spec(True)), MICRO)  # 4 microbatches: fine
-    train_lib.check_config(TrainConfig.from_dict(tiny_spec(steps=STEPS)), 1)  # gns off: fine
 
 
 # --- analysis: compare_gns on a synthetic table ---------------------------------------------
