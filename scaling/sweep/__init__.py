@@ -21,12 +21,9 @@ from scaling.sweep.status import status
 from scaling.sweep.steps import steps_csv, steps_rows, write_steps_csv
 
 
-def demo(*args, **kwargs):
-    """``scaling demo``: see ``scaling.sweep.demo.demo``."""
-    from scaling.sweep.demo import demo as _demo
-
-    return _demo(*args, **kwargs)
-
+# Imported eagerly: binding the function after the submodule loads keeps ``scaling.sweep.demo``
+# the function even after ``import scaling.sweep.demo`` elsewhere (a lazy wrapper gets shadowed).
+from scaling.sweep.demo import demo  # noqa: E402
 
 __all__ = ["Grid", "load_grid", "parse_grid", "Plan", "expand", "run_id", "token_cost", "SweepResult",
            "open_sweep", "run_sweep", "run_worker", "status", "render_status", "steps_rows", "steps_csv",
