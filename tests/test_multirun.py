@@ -1,0 +1,122 @@
+"""K runs trained as one vmapped program (scaling.multirun) against K separate ``train`` runs."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+from scaling import rundir  # noqa: E402
+from scaling.config import TrainConfig  # noqa: E402
+from scaling.errors import ScalingError  # noqa: E402
+from scaling.multirun import train_many  # noqa: E402
+from scaling.train import train  # noqa: E402
+from train_helpers import tiny_spec  # noqa: E402
+
+STEPS = 24  # short: float32 reduction-order differences grow with training (chaotic at high lr)
+LRS = (1e-3, 3e-3, 1e-2)
+TARGET = 4.5  # lr 1e-2 crosses at ~9 steps (and stops), 3e-3 at ~19, 1e-3 never (censored)
+RTOL = 1e-4  # vmap changes reduction order: bit-equal early, ~1e-5 by step 20 (see report)
+TIMING_KEYS = ("tokens_per_s",)
+SUMMARY_TIMING = ("wall_time_s", "tokens_per_s")
+
+
+def _evals(run_dir):
+    return [r for r in rundir.read_metrics(run_dir) if "eval_loss" in r]
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+def _assert_rows_match(a_dir, b_dir):
+    a, b = rundir.read_metrics(a_dir), rundir.read_metrics(b_dir)
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b):
+        assert set(ra) == set(rb)
+        for k in ra:
+            if k in TIMING_KEYS:
+                continue
+            assert ra[k] == pytest.approx(rb[k], rel=RTOL), (ra["step"], k)
+
+
+@pytest.fixture(scope="module")
+def lr_grid(tmp_path_factory):
+    configs = [TrainConfig.from_dict(tiny_spec(steps=STEPS, **{"optim.lr": lr, "target_loss": TARGET}))
+               for lr in LRS]
+    tmp = tmp_path_factory.mktemp("multirun")
+    together = [tmp / f"together{i}" for i in range(len(configs))]
+    separate = [tmp / f"separate{i}" for i in range(len(configs))]
+    many = train_many(configs, together)
+    single = [train(c, d) for c, d in zip(configs, separate)]
+    return configs, together, separate, many, single
+
+
+def test_summaries_equal_separate_runs(lr_grid):
+    configs, together, separate, many, single = lr_grid
+    assert [s["status"] for s in many] == ["censored", "done", "done"]  # the grid exercises both outcomes
+    for m, s in zip(many, single):
+        assert set(m) == set(s)
+        for k in m:
+            if k in SUMMARY_TIMING:
+                continue
+            if isinstance(m[k], float):
+                assert m[k] == pytest.approx(s[k], rel=RTOL), k
+            else:
+                assert m[k] == s[k], k
+    assert many[2]["final_step"] < many[1]["final_step"] < STEPS + 1  # stopped at their targets
+
+
+def test_records_equal_separate_runs(lr_grid):
+    configs, together, separate, many, single = lr_grid
+    for a, b in zip(together, separate):
+        assert rundir.read_status(a) == rundir.read_status(b)
+        _assert_rows_match(a, b)
+        ca, cb = _flat(rundir.read_config(a)), _flat(rundir.read_config(b))
+        assert {k: v for k, v in ca.items() if ca.get(k) != cb.get(k)} == {}
+        assert set(ca) == set(cb)
+        assert len(_evals(a)) > 5
+
+
+def test_finished_runs_are_not_retrained(lr_grid):
+    configs, together, separate, many, single = lr_grid
+    before = [(d / rundir.METRICS).stat().st_mtime_ns for d in together]
+    again = train_many(configs, together)
+    assert again == many
+    assert [(d / rundir.METRICS).stat().st_mtime_ns for d in together] == before
+
+
+def test_seeds_with_their_own_data_order(tmp_path):
+    """Runs that differ in init seed and data order: per-run loaders, stacked batches."""
+    steps = 10
+    configs = [TrainConfig.from_dict(tiny_spec(steps=steps, seed=s, **{"data.seed": s})) for s in (0, 1)]
+    many = train_many(configs, [tmp_path / "m0", tmp_path / "m1"])
+    single = [train(c, tmp_path / f"s{i}") for i, c in enumerate(configs)]
+    for i in range(2):
+        _assert_rows_match(tmp_path / f"m{i}", tmp_path / f"s{i}")
+        assert many[i]["final_eval_loss"] == pytest.approx(single[i]["final_eval_loss"], rel=RTOL)
+    assert many[0]["final_eval_loss"] != many[1]["final_eval_loss"]
+
+
+@pytest.mark.parametrize("override", [{"batch_size": 8}, {"model.d_model": 64}, {"optim.schedule": "cosine"},
+                                      {"data.tokens": 2 * STEPS * 16 * 32}, {"eval.points": 6}])
+def test_shape_mismatch_is_rejected_before_writing(tmp_path, override):
+    a = TrainConfig.from_dict(tiny_spec(steps=STEPS))
+    b = TrainConfig.from_dict(tiny_spec(steps=STEPS, **override))
+    with pytest.raises(ScalingError, match="must share"):
+        train_many([a, b], [tmp_path / "a", tmp_path / "b"])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_bad_arguments(tmp_path):
+    a = TrainConfig.from_dict(tiny_spec(steps=STEPS))
+    with pytest.raises(ScalingError):
+        train_many([a, a], [tmp_path / "a"])
+    with pytest.raises(ScalingError):
+        train_many([a, a], [tmp_path / "a", tmp_path / "a"])
+    with pytest.raises(ScalingError):
+        train_many([], [])
+    assert not (tmp_path / "a").exists()
