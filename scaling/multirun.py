@@ -36,10 +36,10 @@ from scaling import optim, parallel, rundir
 from scaling.config import TrainConfig, config_hash
 from scaling.errors import ScalingError
 from scaling.evaluation import chunk_validation, eval_row, eval_steps, make_eval
-from scaling.model import build, count_params, flops_per_token
+from scaling.model import build, count_params
 from scaling.target import crossing_step
 from scaling.train import (FLUSH_ROWS, WORKLOAD, _finite, _summary, check_config, check_gns, enable_compilation_cache,
-                           eval_metric_name, gns_method, gns_summary, init_state, microbatch_size, train_step)
+                           eval_metric_name, gns_summary, init_state, microbatch_size, run_info, train_step)
 
 # Fields that fix the compiled program's shapes or the eval/record schedule: all runs must agree.
 SHARED_FIELDS = {
@@ -218,7 +218,6 @@ def _train_together(configs: list[TrainConfig], run_dirs: list[Path]) -> list[di
         check_config(c, n_dev)
     enable_compilation_cache()
     first = configs[0]
-    K = len(configs)
 
     dataset = open_dataset(first.data.source, first.data.tokenizer)
     model = build(first.model, dataset.vocab_size)
@@ -245,11 +244,8 @@ def _train_together(configs: list[TrainConfig], run_dirs: list[Path]) -> list[di
     state = init(np.asarray([c.seed for c in configs], np.int32))
     counts = count_params(jax.tree_util.tree_map(lambda x: x[0], state.params))
     vocab = model.vocab_size
-    info = {"vocab_size": vocab, "tokenizer_vocab_size": dataset.vocab_size, "n_devices": n_dev,
-            "microbatch_size": micro, "total_params": counts["total"],
-            "non_embedding_params_counted": counts["non_embedding"],
-            "flops_per_token": flops_per_token(first.model, vocab, seq_len),
-            "eval_sequences": int(val.shape[0]), "data": dataset.meta, "gns_method": gns_method(first, micro)}
+    info = run_info(first, dataset, vocab=vocab, n_dev=n_dev, micro=micro, counts=counts,
+                    eval_sequences=int(val.shape[0]))
     records = [_Record(c, d, writer) for c, d in zip(configs, run_dirs)]
     if writer:
         for c, d in zip(configs, run_dirs):

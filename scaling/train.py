@@ -295,6 +295,16 @@ def _finite(x) -> bool:
 
 
 # --- the run ----------------------------------------------------------------------------------
+def run_info(config: TrainConfig, dataset, *, vocab: int, n_dev: int, micro: int, counts: dict,
+             eval_sequences: int) -> dict:
+    """Values derived at start-up (data, devices, counts) recorded in config.json's ``derived``."""
+    return {"vocab_size": vocab, "tokenizer_vocab_size": dataset.vocab_size, "n_devices": n_dev,
+            "microbatch_size": micro, "total_params": counts["total"],
+            "non_embedding_params_counted": counts["non_embedding"],
+            "flops_per_token": flops_per_token(config.model, vocab, config.seq_len),
+            "eval_sequences": eval_sequences, "data": dataset.meta, "gns_method": gns_method(config, micro)}
+
+
 def train(config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict:
     """Train one run into ``run_dir`` (resuming from its checkpoint); return the summary.
 
@@ -339,11 +349,8 @@ def train(config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict
     state = fns.init(np.int32(config.seed))
     counts = count_params(state.params)
     vocab = model.vocab_size
-    info = {"vocab_size": vocab, "tokenizer_vocab_size": dataset.vocab_size, "n_devices": n_dev,
-            "microbatch_size": micro, "total_params": counts["total"],
-            "non_embedding_params_counted": counts["non_embedding"],
-            "flops_per_token": flops_per_token(config.model, vocab, seq_len),
-            "eval_sequences": int(val.shape[0]), "data": dataset.meta, "gns_method": gns_method(config, micro)}
+    info = run_info(config, dataset, vocab=vocab, n_dev=n_dev, micro=micro, counts=counts,
+                    eval_sequences=int(val.shape[0]))
     if writer:
         resolved = config.resolved()
         resolved["derived"].update(info)
