@@ -19,7 +19,7 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional
 
 from scaling.configs import set_dotted
 from scaling.errors import ScalingError

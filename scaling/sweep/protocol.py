@@ -28,7 +28,7 @@ from typing import Optional
 from scaling import rundir
 from scaling.errors import ScalingError
 from scaling.store import append_jsonl, atomic_write_json, read_json
-from scaling.sweep.plan import CHASE, REFERENCE, Plan, RunSpec, build, run_id, with_target
+from scaling.sweep.plan import REFERENCE, Plan, RunSpec, build, run_id, with_target
 
 MANIFEST = "sweep.json"
 EVENTS = "events.jsonl"

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Optional
 
 from scaling import rundir
-from scaling.errors import ScalingError
 from scaling.sweep import locks
 from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, Sweep
 from scaling.store import atomic_write_json, atomic_write_text
