@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from scaling.configs import from_dict, require, to_dict
+from scaling.configs import from_dict, identity_dict, require, to_dict
 
 
 def decay_from_half_life(half_life_tokens: float, tokens_per_step: int) -> float:
@@ -262,6 +262,10 @@ class TrainConfig:
 
 
 def config_hash(config: TrainConfig, length: int = 12) -> str:
-    """Stable identity of a run: sha256 of the canonical JSON of the config (Marin executor)."""
-    blob = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    """Stable identity of a run: sha256 of the canonical JSON of its non-default fields.
+
+    Hashing only what differs from the defaults (``configs.identity_dict``) keeps the ids of
+    recorded runs when a later version adds a field with a default.
+    """
+    blob = json.dumps(identity_dict(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:length]

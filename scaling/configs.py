@@ -226,6 +226,36 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def identity_dict(obj: Any) -> Any:
+    """The fields of a (frozen) dataclass that differ from their defaults, nested; for run ids.
+
+    A run's identity must not change when a later version adds a field with a default (the
+    default reproduces the old behaviour), so ids hash only what was set away from a default
+    (the Marin executor hashes the explicit config for the same reason). Fields without a
+    default are always kept.
+    """
+    if not (dataclasses.is_dataclass(obj) and not isinstance(obj, type)):
+        return to_dict(obj)
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            out[f.name] = to_dict(value)
+            continue
+        if (dataclasses.is_dataclass(value) and dataclasses.is_dataclass(default)
+                and type(value) is type(default)):
+            nested = identity_dict(value)
+            if nested != identity_dict(default):
+                out[f.name] = nested
+        elif to_dict(value) != to_dict(default):
+            out[f.name] = to_dict(value)
+    return out
+
+
 def require(cond: bool, message: str) -> None:
     """Range check for ``__post_init__``: raise ``ScalingError(message)`` unless ``cond``."""
     if not cond:

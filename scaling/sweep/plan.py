@@ -16,12 +16,13 @@ rejects unknown keys and bad values) before anything runs.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-from scaling.configs import set_dotted
+from scaling.configs import identity_dict, set_dotted
 from scaling.errors import ScalingError
 from scaling.sweep.grid import DEFINITION1, WARMUP_KEY, Grid
 
@@ -31,8 +32,17 @@ VALIDATION_TARGET = 1.0  # placeholder L* used to validate chase configs before 
 PARAMS_PROBE_TOKENS = 10**15  # D used only to build a config whose params are read
 
 
+def identity(workload, config) -> dict:
+    """What defines a run: its config's non-default fields (``configs.identity_dict``), so a
+    later version that adds a field with a default keeps every recorded run's id; a workload
+    whose config is not a dataclass is identified by its whole ``config_dict``."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return identity_dict(config)
+    return workload.config_dict(config)
+
+
 def run_id(workload: str, config: Mapping) -> str:
-    """sha256 of the canonical JSON of (workload, resolved config): the run's identity."""
+    """sha256 of the canonical JSON of (workload name, ``identity(config)``): the run's id."""
     blob = json.dumps({"workload": workload, "config": config}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:ID_LENGTH]
 
