@@ -13,7 +13,8 @@ otherwise each run has its own loader and the batches are stacked [K, B, L+1].
 
 Stopping: a run that reaches its target (``stop_at_target``) or diverges stops being recorded;
 it keeps being computed (masked) until every run has stopped or the token cap is reached, so the
-program never changes shape (no recompilation).
+program never changes shape (no recompilation). In a ``race`` (one batch size's lr grid chasing
+one target) everything stops when the first run reaches the target.
 
 Not (yet) here: checkpoint/resume (an unfinished run directory is started afresh), progress bars,
 gradient noise scale with multiple devices is untested. A finished run directory (``status``
@@ -62,6 +63,11 @@ SHARED_FIELDS = {
 _COMPILED: dict[tuple, tuple] = {}
 
 
+def shared_key(config: TrainConfig) -> tuple:
+    """The values of ``SHARED_FIELDS``: runs with equal keys can be trained together."""
+    return tuple(repr(get(config)) for get in SHARED_FIELDS.values())
+
+
 def check_shared(configs: list[TrainConfig]) -> None:
     """ScalingError unless every config agrees on every field of ``SHARED_FIELDS``."""
     if not configs:
@@ -83,20 +89,29 @@ def compiled_many(model, *, n_micro: int, n_ewa: int, schedule: str, gns: bool, 
                   shared_batch: bool, mesh):
     """(init, step, evaluate) vmapped over a leading run axis; cached by static shapes.
 
-    The split-batch noise-scale measurement's ``lax.cond`` becomes a select under ``vmap``: with
-    ``gns`` and one microbatch every step pays for the measurement (the values are the same).
+    Returns (init, (step, measuring_step), evaluate). With ``gns`` and one microbatch the
+    split-batch noise-scale measurement runs every ``gns_every`` steps; a ``lax.cond`` on the
+    (batched) step counter would become a select under ``vmap`` and pay for the measurement every
+    step, so the two variants are compiled separately and the host picks one per step
+    (``train_step(measure=...)``); otherwise both entries are the same program.
     """
     split = gns and n_micro == 1
     key = (model.config, model.vocab_size, n_micro, n_ewa, schedule, gns, split and (gns_every, gns_split),
            shared_batch, tuple(d.id for d in mesh.devices.flat))
     if key not in _COMPILED:
         repl = parallel.replicated(mesh)
-        step = partial(train_step, model=model, n_micro=n_micro, schedule=schedule, gns=gns,
-                       **({"gns_every": gns_every, "gns_split": gns_split} if split else {}))
         batch_axis = None if shared_batch else 0
+
+        def vstep(measure):
+            step = partial(train_step, model=model, n_micro=n_micro, schedule=schedule, gns=gns,
+                           **({"gns_split": gns_split, "measure": measure} if split else {}))
+            return jax.jit(jax.vmap(step, in_axes=(0, batch_axis, 0)), donate_argnums=(0,),
+                           out_shardings=(repl, repl))
+
+        plain = vstep(False)
         _COMPILED[key] = (
             jax.jit(jax.vmap(partial(init_state, model=model, n_ewa=n_ewa)), out_shardings=repl),
-            jax.jit(jax.vmap(step, in_axes=(0, batch_axis, 0)), donate_argnums=(0,), out_shardings=(repl, repl)),
+            (plain, vstep(True) if split else plain),
             jax.jit(jax.vmap(make_eval(model), in_axes=(0, 0, None, None)), out_shardings=repl),
         )
     return _COMPILED[key]
@@ -117,6 +132,7 @@ class _Record:
         self.final_step = 0
         self.last_gns: dict = {}
         self.last_log = (0, 0.0, 0.0)
+        self.outpaced_by: Optional[str] = None
 
     @property
     def active(self) -> bool:
@@ -158,6 +174,14 @@ class _Record:
             if self.reached is not None and cfg.stop_at_target:
                 self.status, self.reason = "done", f"target {cfg.target_loss:g} reached at step {self.reached:.1f}"
 
+    def outpaced(self, winner: "_Record", step: int) -> None:
+        """Stopped because ``winner`` (same batch size) reached the target first: censored."""
+        self.status = "censored"
+        self.reason = (f"outpaced: {winner.run_dir.name} (lr {winner.config.optim.lr:g}) reached the target "
+                       f"{self.config.target_loss:g} first, at step {winner.reached:.1f}; this run had not "
+                       f"by step {step}")
+        self.outpaced_by = winner.run_dir.name
+
     def flush(self) -> None:
         if self.writer and self.rows:
             rundir.append_metrics(self.run_dir, [self.rows[s] for s in sorted(self.rows)])
@@ -179,13 +203,21 @@ class _Record:
         summary = _summary(cfg, self.status, self.reason, self.history, self.reached, self.final_step,
                            self.final_eval, info, loader, wall, tps)
         summary.update(gns_summary(cfg, rundir.read_metrics(self.run_dir), self.reached))
+        if self.outpaced_by is not None:
+            summary["outpaced_by"] = self.outpaced_by
         if self.writer:
             rundir.finish(self.run_dir, summary)
         return summary
 
 
-def train_many(configs: list[TrainConfig], run_dirs: list[Path]) -> list[dict]:
+def train_many(configs: list[TrainConfig], run_dirs: list[Path], *, race: bool = False) -> list[dict]:
     """Train the runs together (one vmapped program); return their summaries in order.
+
+    ``race``: the runs are one batch size's tuning grid chasing one target, and only the first to
+    reach it matters (S(B) is the minimum over the grid, DESIGN.md; Zhang et al. 2024, Sec. 2):
+    at the evaluation where the first run(s) reach the target, the others stop, ``censored``
+    with reason "outpaced" and ``outpaced_by`` naming the winner (their steps to target can
+    only be larger). Without ``race`` every run goes on to its own target or cap.
 
     The configs must share every field of ``SHARED_FIELDS`` (else ScalingError, nothing written);
     they may differ in every traced hyperparameter (lr, betas, eps, weight decay, clipping,
@@ -201,13 +233,13 @@ def train_many(configs: list[TrainConfig], run_dirs: list[Path]) -> list[dict]:
     done = [rundir.read_summary(d) for d in run_dirs]
     todo = [i for i, s in enumerate(done) if s is None]
     if todo:
-        new = _train_together([configs[i] for i in todo], [run_dirs[i] for i in todo])
+        new = _train_together([configs[i] for i in todo], [run_dirs[i] for i in todo], race=race)
         for i, s in zip(todo, new):
             done[i] = s
     return done
 
 
-def _train_together(configs: list[TrainConfig], run_dirs: list[Path]) -> list[dict]:
+def _train_together(configs: list[TrainConfig], run_dirs: list[Path], race: bool = False) -> list[dict]:
     from scaling.data.dataset import open_dataset
     from scaling.data.loader import DATA_AXIS, BatchLoader, validation_batch
 
@@ -230,7 +262,7 @@ def _train_together(configs: list[TrainConfig], run_dirs: list[Path]) -> list[di
                for c in (configs[:1] if shared_batch else configs)]
     val = validation_batch(dataset.validation, seq_len=seq_len, max_tokens=first.data.val_tokens)
     n_ewa = len(first.ewa_decays)
-    init, step_fn, evaluate = compiled_many(model, n_micro=B // micro, n_ewa=n_ewa, schedule=first.optim.schedule,
+    init, (step_fn, measuring_step_fn), evaluate = compiled_many(model, n_micro=B // micro, n_ewa=n_ewa, schedule=first.optim.schedule,
                                             gns=first.gns, gns_every=first.gns_every, gns_split=first.gns_split,
                                             shared_batch=shared_batch, mesh=mesh)
     hp = parallel.put_replicated(stack([optim.hparams(c) for c in configs]), mesh)
@@ -276,7 +308,8 @@ def _train_together(configs: list[TrainConfig], run_dirs: list[Path]) -> list[di
     pending = None
     try:
         while step < total and any(r.active for r in records):
-            state, metrics = step_fn(state, next_batch(), hp)  # dispatched; runs while we look at t-1
+            fn = measuring_step_fn if step % first.gns_every == 0 else step_fn
+            state, metrics = fn(state, next_batch(), hp)  # dispatched; runs while we look at t-1
             step += 1
             if pending is not None:
                 pull(*pending)
@@ -293,6 +326,12 @@ def _train_together(configs: list[TrainConfig], run_dirs: list[Path]) -> list[di
                 losses = np.asarray(jax.device_get(evaluate(state, hp, val_chunks, val_weights)))
                 for k, r in enumerate(records):
                     r.evaluated(step, losses[k])
+                winners = [r for r in records if r.status == "done" and r.reached is not None]
+                if race and winners:
+                    first_in = min(winners, key=lambda r: r.reached)
+                    for r in records:
+                        if r.active:
+                            r.outpaced(first_in, step)
             for r in records:
                 r.flush()
             paused += time.perf_counter() - pause_start

@@ -133,7 +133,7 @@ def split_measurement(model, params, batch_BxL1, ema: gns_lib.EMAState, *, k: in
 
 def train_step(state: TrainState, batch_BxL1: jax.Array, hp: dict, *, model: Transformer, n_micro: int,
                schedule: str, gns: bool, micro_sharding=None, gns_every: int = TrainConfig.gns_every,
-               gns_split: int = TrainConfig.gns_split) -> tuple[TrainState, dict]:
+               gns_split: int = TrainConfig.gns_split, measure: Optional[bool] = None) -> tuple[TrainState, dict]:
     """One optimizer update; a pure function of (state, batch, hparams).
 
     With ``gns`` the step also updates the EMAs of the unbiased |G|^2 and tr(Sigma) estimates from
@@ -146,7 +146,10 @@ def train_step(state: TrainState, batch_BxL1: jax.Array, hp: dict, *, model: Tra
     into ``gns_split`` parts whose extra gradients give the statistics (``split_measurement``);
     the EMA advances once per measured step (decay ``gns.DEFAULT_DECAY`` per measurement) and the
     raw ``grad_sq``/``grad_sq_micro`` are NaN on the other steps. The update never sees these
-    gradients: the trajectory is bit-identical with ``gns`` on or off.
+    gradients: the trajectory is bit-identical with ``gns`` on or off. ``measure`` (static) takes
+    that decision out of the program (True: measure, False: skip): under ``vmap`` the step is
+    batched, so a ``lax.cond`` on it would become a select that pays for the measurement every
+    step; ``scaling.multirun`` compiles both variants and picks one per step on the host.
     """
     loss, grads, sq_sum = gradients(model, state.params, batch_BxL1, n_micro=n_micro, gns=gns,
                                     micro_sharding=micro_sharding)
@@ -159,9 +162,11 @@ def train_step(state: TrainState, batch_BxL1: jax.Array, hp: dict, *, model: Tra
             nan = jnp.full((), jnp.nan, gns_lib.NORM_DTYPE)
             return ema, nan, nan
 
-        gns_ema, big, small = jax.lax.cond(
-            state.step % gns_every == 0,
-            partial(split_measurement, model, state.params, batch_BxL1, k=gns_split), skip, state.gns_ema)
+        measured = partial(split_measurement, model, state.params, batch_BxL1, k=gns_split)
+        if measure is None:
+            gns_ema, big, small = jax.lax.cond(state.step % gns_every == 0, measured, skip, state.gns_ema)
+        else:
+            gns_ema, big, small = (measured if measure else skip)(state.gns_ema)
         new_state = new_state.replace(gns_ema=gns_ema)
         metrics["grad_sq"] = big  # |G_big|^2 over the whole batch (pre-clip); NaN when not measured
         metrics["grad_sq_micro"] = small  # mean |G_small|^2 over the gns_split parts

@@ -1,5 +1,6 @@
 """K runs trained as one vmapped program (scaling.multirun) against K separate ``train`` runs."""
 
+import math
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -32,7 +33,7 @@ def _flat(d, prefix=""):
     return out
 
 
-def _assert_rows_match(a_dir, b_dir):
+def _assert_rows_match(a_dir, b_dir, rtol=RTOL):
     a, b = rundir.read_metrics(a_dir), rundir.read_metrics(b_dir)
     assert [r["step"] for r in a] == [r["step"] for r in b]
     for ra, rb in zip(a, b):
@@ -40,7 +41,7 @@ def _assert_rows_match(a_dir, b_dir):
         for k in ra:
             if k in TIMING_KEYS:
                 continue
-            assert ra[k] == pytest.approx(rb[k], rel=RTOL), (ra["step"], k)
+            assert ra[k] == pytest.approx(rb[k], rel=rtol, nan_ok=True), (ra["step"], k)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,56 @@ def test_finished_runs_are_not_retrained(lr_grid):
     again = train_many(configs, together)
     assert again == many
     assert [(d / rundir.METRICS).stat().st_mtime_ns for d in together] == before
+
+
+def test_race_stops_the_grid_at_the_first_target(lr_grid, tmp_path):
+    """race=True: the fastest lr's record equals its separate run; the others stop at that
+    evaluation, censored as outpaced, with rows equal to their separate runs up to there."""
+    configs, together, separate, many, single = lr_grid
+    dirs = [tmp_path / f"race{i}" for i in range(len(configs))]
+    raced = train_many(configs, dirs, race=True)
+    winner = min((i for i, s in enumerate(single) if s["steps_to_target"] is not None),
+                 key=lambda i: single[i]["steps_to_target"])
+    assert raced[winner]["status"] == "done"
+    assert raced[winner]["steps_to_target"] == pytest.approx(single[winner]["steps_to_target"], rel=RTOL)
+    _assert_rows_match(dirs[winner], separate[winner])
+    stop = raced[winner]["final_step"]
+    for i, s in enumerate(raced):
+        if i == winner:
+            continue
+        assert s["status"] == "censored" and s["reason"].startswith("outpaced")
+        assert s["outpaced_by"] == dirs[winner].name and s["steps_to_target"] is None
+        assert s["final_step"] == stop < single[i]["final_step"]
+        assert rundir.read_metrics(dirs[i])[-1]["step"] == stop
+        _assert_prefix(dirs[i], separate[i], stop)
+
+
+def _assert_prefix(a_dir, b_dir, stop):
+    a = rundir.read_metrics(a_dir)
+    b = [r for r in rundir.read_metrics(b_dir) if r["step"] <= stop]
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b):
+        for k in ra:
+            if k not in TIMING_KEYS:
+                assert ra[k] == pytest.approx(rb[k], rel=RTOL, nan_ok=True), (ra["step"], k)
+
+
+def test_noise_scale_measured_on_the_same_steps(tmp_path):
+    """gns with one microbatch: vmapped runs measure every gns_every steps (host-chosen program),
+    with the values of separate runs; the other steps carry NaN as in ``train``."""
+    configs = [TrainConfig.from_dict(tiny_spec(steps=STEPS, gns=True, log_every=1, **{"optim.lr": lr}))
+               for lr in LRS[:2]]
+    many = train_many(configs, [tmp_path / "m0", tmp_path / "m1"])
+    single = [train(c, tmp_path / f"s{i}") for i, c in enumerate(configs)]
+    for i in range(2):
+        _assert_rows_match(tmp_path / f"m{i}", tmp_path / f"s{i}", rtol=1e-3)  # every step's grad norm
+        rows = rundir.read_metrics(tmp_path / f"m{i}")
+        measured = [r["step"] for r in rows if isinstance(r.get("grad_sq"), float) and math.isfinite(r["grad_sq"])]
+        assert measured and all((s - 1) % configs[i].gns_every == 0 for s in measured)
+        gns_keys = [k for k in single[i] if k.startswith("b_simple") and isinstance(single[i][k], float)]
+        assert gns_keys
+        for k in gns_keys:
+            assert many[i][k] == pytest.approx(single[i][k], rel=1e-3), k
 
 
 def test_seeds_with_their_own_data_order(tmp_path):

@@ -28,6 +28,7 @@ Workload-specific content lives in ``base`` (merged into every run's config) and
     warmup_fraction: 0.25         # warmup = 0.25 x D tokens (the paper's 25% of Chinchilla tokens)
     by_batch_size:                # step rules keyed by batch size: value of the largest key <= B
       optim.beta2: {1: 0.999, 256: 0.995, 512: 0.99, 2048: 0.95}
+    together: true                # runs that share shapes train as one program (default true)
 
 Reserved keys in a model entry: ``name``, ``tokens``, ``tokens_per_param`` (override the data
 sizes for that model) and ``target`` (an explicit loss for that model's groups).
@@ -76,7 +77,7 @@ NAMED_SIZES = {
 
 TOP_KEYS = ("name", "workload", "description", "base", "models", "model_grid", "tokens",
             "tokens_per_param", "batch_sizes", "lrs", "seeds", "reference_batch", "target",
-            "max_tokens_factor", "warmup_fraction", "by_batch_size")
+            "max_tokens_factor", "warmup_fraction", "by_batch_size", "together")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -107,6 +108,7 @@ class Grid:
     max_tokens_factor: float = DEFAULT_MAX_TOKENS_FACTOR
     warmup_fraction: Optional[float] = None
     by_batch_size: dict = field(default_factory=dict)
+    together: bool = True  # train runs that share shapes as one vmapped program (scaling.multirun)
     source: str = ""
     raw: dict = field(default_factory=dict)
 
@@ -306,6 +308,9 @@ def parse_grid(data: Any, source: str = "grid", top_keys: Optional[set] = None,
         pass  # an explicit per-model target overrides Definition 1 for that model
     factor = _number(data.get("max_tokens_factor", DEFAULT_MAX_TOKENS_FACTOR), "max_tokens_factor",
                      where, minimum=1.0)
+    together = data.get("together", True)
+    if not isinstance(together, bool):
+        _bad(where, f"together must be true or false, got {together!r}")
     warm = data.get("warmup_fraction")
     if warm is not None:
         warm = _number(warm, "warmup_fraction", where, positive=False)
@@ -324,7 +329,7 @@ def parse_grid(data: Any, source: str = "grid", top_keys: Optional[set] = None,
         rules[str(key)] = parsed
     return Grid(name=name, workload=workload, base=base, models=models, batch_sizes=batch_sizes,
                 lrs=lrs, seeds=seeds, reference_batch=ref, target=target, max_tokens_factor=factor,
-                warmup_fraction=warm, by_batch_size=rules, source=source, raw=data)
+                warmup_fraction=warm, by_batch_size=rules, together=together, source=source, raw=data)
 
 
 def load_grid(path: "str | os.PathLike") -> Grid:

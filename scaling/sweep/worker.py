@@ -11,6 +11,13 @@ by the workload as ``diverged``; the worker goes on. A failed run is retried by 
 started after the failure (i.e. when the sweep command is run again), never in a loop.
 Interrupted runs (no status marker) resume from their checkpoint in the run directory.
 
+Runs together (grid ``together: true``, the default, for workloads with ``run_many``): a worker
+that claims a run also claims the unclaimed runs of its group, phase and batch size that share
+its shapes (``together_key``) and trains them as one vmapped program (``scaling.multirun``):
+the reference lr x seed grid runs to D; a chase batch size's lr grid (per seed) races to the
+target and stops when the first lr reaches it (S(B) is the minimum over the grid). Records are
+the same as for separate runs, except that the outpaced runs are ``censored`` early.
+
 Compile reuse: a worker runs many runs in one process, so the trainer's jitted functions
 (cached by shape) are reused across runs; JAX's persistent compilation cache
 (``enable_compile_cache``) carries compiled programs across processes.
@@ -18,6 +25,7 @@ Compile reuse: a worker runs many runs in one process, so the trainer's jitted f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -29,11 +37,13 @@ from typing import Optional
 
 from scaling import rundir
 from scaling.sweep import locks
+from scaling.sweep.plan import REFERENCE
 from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, Sweep
 from scaling.store import atomic_write_json, atomic_write_text
 
 DEFAULT_POLL_S = 2.0  # how often an idle worker looks for work that became available
 ERROR_FILE = "error.txt"
+MAX_TOGETHER = 16  # most runs trained as one program (a grid's lr x seed set is far smaller)
 RETRYABLE = ("failed",)  # statuses a later sweep invocation runs again (diverged is deterministic)
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "out of memory", "Out of memory", "OOM")
 
@@ -90,19 +100,7 @@ def _failure_summary(sweep: Sweep, run: Run, reason: str) -> dict:
 
 def execute(sweep: Sweep, run: Run, opts: WorkerOptions) -> dict:
     """Run one claimed run with failure isolation; returns its summary (always recorded)."""
-    if rundir.read_status(run.run_dir) is not None:
-        rundir.clear_status(run.run_dir)  # a retried failure: resume from its checkpoint
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    if rundir.read_config(run.run_dir) is None:
-        rundir.write_config(run.run_dir, sweep.workload.config_dict(run.config),
-                            workload=sweep.workload.name, run_id=run.run_id)
-    if not (run.run_dir / RUN_INFO).exists():
-        g = sweep.plan.group(run.spec.group)
-        atomic_write_json(run.run_dir / RUN_INFO, {
-            "sweep": sweep.plan.grid.name, "group": g.key, "model": g.model, "params": g.params,
-            "tokens": g.tokens, "phase": run.spec.phase, "batch_size": run.spec.batch_size,
-            "lr": run.spec.lr, "seed": run.spec.seed, "max_tokens": run.spec.max_tokens,
-            "target_loss": run.target})
+    _prepare(sweep, run)  # a retried failure resumes from its checkpoint
     try:
         summary = sweep.workload.run(run.config, run.run_dir, progress=opts.progress)
     except (KeyboardInterrupt, SystemExit):
@@ -117,6 +115,72 @@ def execute(sweep: Sweep, run: Run, opts: WorkerOptions) -> dict:
         summary = _failure_summary(sweep, run, "workload returned without writing a status")
         rundir.finish(run.run_dir, summary)
     return rundir.read_summary(run.run_dir) or summary
+
+
+def _prepare(sweep: Sweep, run: Run) -> None:
+    if rundir.read_status(run.run_dir) is not None:
+        rundir.clear_status(run.run_dir)  # a retried failure
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    if rundir.read_config(run.run_dir) is None:
+        rundir.write_config(run.run_dir, sweep.workload.config_dict(run.config),
+                            workload=sweep.workload.name, run_id=run.run_id)
+    if not (run.run_dir / RUN_INFO).exists():
+        g = sweep.plan.group(run.spec.group)
+        atomic_write_json(run.run_dir / RUN_INFO, {
+            "sweep": sweep.plan.grid.name, "group": g.key, "model": g.model, "params": g.params,
+            "tokens": g.tokens, "phase": run.spec.phase, "batch_size": run.spec.batch_size,
+            "lr": run.spec.lr, "seed": run.spec.seed, "max_tokens": run.spec.max_tokens,
+            "target_loss": run.target})
+
+
+def can_run_together(sweep: Sweep) -> bool:
+    return bool(sweep.plan.grid.together) and hasattr(sweep.workload, "run_many")
+
+
+def is_race(run: Run) -> bool:
+    """A chase run races its lr grid to the target (references run to D: no target)."""
+    return run.target is not None and run.spec.phase != REFERENCE
+
+
+def mates_of(sweep: Sweep, run: Run, candidates: list) -> list:
+    """The runs that can train with ``run`` as one program: same group, phase and batch size,
+    same shapes (``together_key``), and for a race the same seed (S(B) is per seed)."""
+    key = sweep.workload.together_key(run.config)
+    out = []
+    for r in candidates:
+        if r.run_id == run.run_id or len(out) + 1 >= MAX_TOGETHER:
+            continue
+        s, t = r.spec, run.spec
+        if (s.group, s.phase, s.batch_size, r.target) != (t.group, t.phase, t.batch_size, run.target):
+            continue
+        if is_race(run) and s.seed != t.seed:
+            continue
+        if sweep.workload.together_key(r.config) == key:
+            out.append(r)
+    return out
+
+
+def execute_together(sweep: Sweep, runs: list, opts: WorkerOptions) -> list:
+    """Train claimed ``runs`` as one program; returns their summaries (always recorded)."""
+    for run in runs:
+        _prepare(sweep, run)
+    try:
+        sweep.workload.run_many([r.config for r in runs], [r.run_dir for r in runs],
+                                race=is_race(runs[0]), progress=opts.progress)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - failure isolation is the point
+        reason = failure_reason(exc)
+        for run in runs:
+            if rundir.read_status(run.run_dir) is None:
+                atomic_write_text(run.run_dir / ERROR_FILE, traceback.format_exc())
+                rundir.finish(run.run_dir, _failure_summary(sweep, run, reason))
+    out = []
+    for run in runs:
+        if rundir.read_status(run.run_dir) is None:
+            rundir.finish(run.run_dir, _failure_summary(sweep, run, "workload returned without writing a status"))
+        out.append(rundir.read_summary(run.run_dir) or {"status": rundir.read_status(run.run_dir)})
+    return out
 
 
 def needs_run(run: Run, opts: WorkerOptions) -> bool:
@@ -165,21 +229,39 @@ def work(sweep: Sweep, opts: Optional[WorkerOptions] = None) -> dict:
                                     stale_after_s=opts.stale_after_s)
             if claim is None:
                 continue
-            with claim:
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(claim)
                 if not needs_run(run, opts):  # finished by someone else since we looked
                     attempted.add(run.run_id)
                     continue
                 claimed = True
-                attempted.add(run.run_id)
-                sweep.log_event("start", run, opts.name)
-                _say(opts, f"start {run.label}")
+                group = [run]
+                if can_run_together(sweep):
+                    for mate in mates_of(sweep, run, [r for r in todo if r.run_id not in attempted]):
+                        c = locks.try_claim(lock_dir, mate.run_id, opts.name, heartbeat_s=opts.heartbeat_s,
+                                            stale_after_s=opts.stale_after_s)
+                        if c is None:
+                            continue
+                        stack.enter_context(c)
+                        if needs_run(mate, opts):
+                            group.append(mate)
+                for r in group:
+                    attempted.add(r.run_id)
+                    sweep.log_event("start", r, opts.name)
+                    _say(opts, f"start {r.label}")
                 t0 = time.time()
-                summary = execute(sweep, run, opts)
-                sweep.log_event("finish", run, opts.name, status=summary.get("status"),
-                                seconds=time.time() - t0)
-                _say(opts, f"{_describe(summary)} ({time.time() - t0:.1f} s) {run.run_id}")
-                counts["ran"] += 1
-                counts[summary.get("status")] = counts.get(summary.get("status"), 0) + 1
+                if len(group) == 1:
+                    summaries = [execute(sweep, run, opts)]
+                else:
+                    _say(opts, f"training {len(group)} runs together"
+                               f"{' (racing to the target)' if is_race(run) else ''}")
+                    summaries = execute_together(sweep, group, opts)
+                for r, summary in zip(group, summaries):
+                    sweep.log_event("finish", r, opts.name, status=summary.get("status"),
+                                    seconds=time.time() - t0, together=len(group))
+                    _say(opts, f"{_describe(summary)} ({time.time() - t0:.1f} s) {r.run_id}")
+                    counts["ran"] += 1
+                    counts[summary.get("status")] = counts.get(summary.get("status"), 0) + 1
             break  # re-plan: a finished reference run may have set a group's target
         if claimed:
             continue

@@ -39,3 +39,16 @@ class LMWorkload:
         from scaling.train import train  # JAX is imported only when a run starts
 
         return train(config, run_dir, progress=progress)
+
+    def together_key(self, config: TrainConfig) -> tuple:
+        """Runs with equal keys share every shape and can be trained as one program
+        (``scaling.multirun.SHARED_FIELDS``)."""
+        from scaling.multirun import shared_key
+
+        return shared_key(config)
+
+    def run_many(self, configs: list, run_dirs: list, *, race: bool = False, progress: bool = False) -> list:
+        """K runs as one vmapped program (``scaling.multirun.train_many``); summaries in order."""
+        from scaling.multirun import train_many
+
+        return train_many(configs, run_dirs, race=race)
