@@ -143,3 +143,22 @@ def test_cli_cbs_fit_predict_json(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["cbs"] > 0
     assert main(["cbs", str(csv)]) == 0
     assert "cbs" in capsys.readouterr().out
+
+
+def test_cli_where_selects_one_family(tmp_path, capsys):
+    """--where restricts cbs/fit to matching groups: a data-size law at one model size."""
+    from pathlib import Path
+
+    csv = Path(__file__).parent.parent / "examples" / "steps_example.csv"
+    fit = tmp_path / "fit_tokens.json"
+    assert main(["fit", str(csv), "--against", "tokens", "--where", "params=4e6", "-o", str(fit),
+                 "--json", "--resamples", "100"]) == 0
+    capsys.readouterr()
+    groups = json.loads(fit.read_text())["groups"]
+    assert {g["params"] for g in groups} == {4e6} and len(groups) == 2
+    assert main(["cbs", str(csv), "--where", "tokens_per_param=20", "--json", "--resamples", "100"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [g["tokens"] / g["params"] for g in out["groups"]] == [20, 20, 20]
+    assert main(["cbs", str(csv), "--where", "params=5e7"]) == 2
+    assert "no group matches" in capsys.readouterr().err
+    assert main(["cbs", str(csv), "--where", "width=3"]) == 2

@@ -304,3 +304,44 @@ def load_steps(source: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZ
         warnings.append("excluded rows: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     return StepsTable(groups=tuple(groups), excluded=tuple(excluded), sha256=digest,
                       source=str(path), warnings=tuple(warnings))
+
+
+SELECT_KEYS = ("params", "tokens", "tokens_per_param")
+SELECT_RTOL = 0.02  # a group matches KEY=VALUE when within 2% (tokens_per_param is a rounded ratio)
+
+
+def parse_where(items: Sequence[str]) -> dict:
+    """``["params=13824", "tokens_per_param=20"]`` -> {key: value}; ScalingError naming a bad item."""
+    where = {}
+    for item in items or ():
+        key, sep, value = str(item).partition("=")
+        key = key.strip()
+        if not sep or key not in SELECT_KEYS:
+            raise ScalingError(f"--where {item!r}: expected KEY=VALUE with KEY one of {', '.join(SELECT_KEYS)}")
+        try:
+            where[key] = float(value)
+        except ValueError:
+            raise ScalingError(f"--where {item!r}: {value!r} is not a number") from None
+        if not math.isfinite(where[key]) or where[key] <= 0:
+            raise ScalingError(f"--where {item!r}: the value must be a positive number")
+    return where
+
+
+def select_groups(table: StepsTable, where: Mapping[str, float]) -> StepsTable:
+    """The table restricted to the groups matching every KEY=VALUE of ``where`` (params, tokens,
+    or tokens_per_param = tokens / params), each within ``SELECT_RTOL``. The input hash is kept:
+    a fit on a selection still names the table it came from. ScalingError if nothing matches."""
+    if not where:
+        return table
+
+    def value(g, key):
+        return g.tokens / g.params if key == "tokens_per_param" else getattr(g, key)
+
+    kept = tuple(g for g in table.groups
+                 if all(abs(value(g, k) - v) <= SELECT_RTOL * v for k, v in where.items()))
+    if not kept:
+        have = ", ".join(f"params={g.params:.6g} tokens={g.tokens:.6g}" for g in table.groups)
+        wanted = " ".join(f"{k}={v:g}" for k, v in where.items())
+        raise ScalingError(f"no group matches {wanted} (groups: {have})")
+    return StepsTable(groups=kept, excluded=table.excluded, sha256=table.sha256, source=table.source,
+                      warnings=table.warnings)

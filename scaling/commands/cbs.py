@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
     p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples")
     p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, help="interval level")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="only the groups with this params, tokens or tokens_per_param (within 2%%; "
+                        "repeatable), e.g. --where params=13824 for a data-size law at one model size")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--gns", action="store_true",
                    help="also compare the runs' gradient noise scale B_simple (steps column b_simple) with "
@@ -28,8 +31,10 @@ def add_arguments(p) -> None:
 
 def compute(args):
     from scaling.analysis import critical_batch_sizes, load_steps
+    from scaling.analysis.steps import parse_where, select_groups
 
-    return critical_batch_sizes(load_steps(args.steps), reference_batch=args.reference_batch,
+    where = parse_where(args.where)
+    return critical_batch_sizes(select_groups(load_steps(args.steps), where), reference_batch=args.reference_batch,
                                 overhead=args.overhead, model=args.model, n_resamples=args.resamples,
                                 confidence=args.confidence, seed=args.seed)
 

@@ -25,9 +25,10 @@ from scaling.errors import ScalingError
 STEPS_FILE = "steps.csv"
 GRIDS_DIR = "grids"
 STUDY_FILE = "study.json"
-# Default sweep, in order of preference: a shipped reference sweep, the LM demo, the NQM demo,
-# the NQM study's canonical case (p = 1, plain SGD); any other sweep after these, by name.
-PREFERRED_SWEEPS = ("reference", "demo", "nqm_demo", "nqm_study/p1_m0_q0")
+# Default sweep, in order of preference: the shipped reference sweeps (GPU, then CPU), the LM
+# demo, the NQM demo, the NQM study's canonical case (p = 1, plain SGD); any other sweep after
+# these, by name.
+PREFERRED_SWEEPS = ("gpu_reference", "cpu_reference", "reference", "demo", "nqm_demo", "nqm_study/p1_m0_q0")
 CHINCHILLA_TOKENS_PER_PARAM = 20.0   # Hoffmann et al. 2022: compute-optimal D ~ 20 N
 NQM = "nqm"
 MAX_TRIED = 64        # sweeps examined before a figure gives up
@@ -53,7 +54,7 @@ class Sweep:
             return (f"sweep `{self.name}`: the noisy quadratic model (scaling.nqm), synthetic -- exact "
                     f"expected loss of a quadratic with curvature-shaped gradient noise, not a language "
                     f"model; `params` is the problem dimension, `tokens` the number of samples")
-        kind = "shipped reference sweep" if self.name.startswith("reference") else "sweep"
+        kind = "shipped reference sweep" if "reference" in self.name else "sweep"
         return f"{kind} `{self.name}`: measured language-model training runs ({self.workload or 'lm'} workload)"
 
     # unit words for axis labels and legends
