@@ -177,3 +177,28 @@ def test_demo_pipeline_on_a_fast_grid(tmp_path):
     steps = [t["steps"] for t in res["table"] if t["steps"]]
     assert len(steps) >= 5 and all(a > b for a, b in zip(steps, steps[1:]))  # S(B) falls with B
     assert main(["demo", "--grid", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_batch_sizes_past_a_fully_censored_one_are_recorded_without_training(tmp_path):
+    """Once every lr at some B hits the token cap, the larger batch sizes are recorded censored
+    without training (tokens to target grow with B) -- and the exact sweep agrees they would be."""
+    grid = write_grid(tmp_path / "g.yaml", max_tokens_factor=1, tokens=[1024])
+    run_sweep(grid, out=tmp_path / "out", **FAST)
+    rows = steps_rows(tmp_path / "out")
+    by_b = {}
+    for r in rows:
+        if r["phase"] == "chase":
+            by_b.setdefault(r["batch_size"], []).append(r)
+    full = [b for b in sorted(by_b) if all(r["status"] == "censored" and r["reason"].startswith("token cap")
+                                           for r in by_b[b])]
+    assert full, "the grid must have a batch size where every lr hits the cap"
+    later = [b for b in sorted(by_b) if b > full[0]]
+    assert later
+    for b in sorted(by_b):
+        implied = [r["reason"].startswith("not trained") for r in by_b[b]]
+        assert all(implied) if b in later else not any(implied), b
+    exact = exact_sweep(NQM(dim=32), Optimizer(), NQM_GRID["batch_sizes"], NQM_GRID["lrs"], 1024, 4, cap_factor=1)
+    for b, s in zip(exact.batch_sizes, exact.steps_to_target):
+        if b in later:
+            assert s is None or not math.isfinite(s), b
+    check_records_intact(tmp_path / "out")

@@ -38,7 +38,7 @@ from typing import Optional
 from scaling import rundir
 from scaling.sweep import locks
 from scaling.sweep.plan import REFERENCE
-from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, Sweep
+from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, Sweep, reference_loss
 from scaling.store import atomic_write_json, atomic_write_text
 
 DEFAULT_POLL_S = 2.0  # how often an idle worker looks for work that became available
@@ -183,6 +183,61 @@ def execute_together(sweep: Sweep, runs: list, opts: WorkerOptions) -> list:
     return out
 
 
+CAP_REASON = "token cap"  # how a censored run's reason starts when it ran out of tokens (scaling.train)
+
+
+def implied_censored(sweep: Sweep, run: Run, known: list) -> Optional[str]:
+    """Why ``run`` need not be trained, or None: a smaller batch size of its group (same seed),
+    above B_ref (or above a batch size that reached the target), where every lr finished without
+    reaching the target, at least one hit the token cap, and the lowest final loss there was not
+    at the largest lr of the grid.
+
+    Tokens to target with a tuned lr, B x S(B), grow with B (McCandlish et al. 2018:
+    E = E_min (1 + B / B_noise)); the cap is the same multiple of D at every B, so a larger batch
+    cannot reach the target within it either -- unless the lr grid was too narrow at B (its
+    largest lr did best, and a larger B would favour it more), which is why that case is trained. Such runs are recorded ``censored`` at once, which is what training them would have
+    recorded, and the analysis leaves censored runs out anyway (DESIGN.md).
+    """
+    if run.spec.phase == REFERENCE or run.target is None:
+        return None
+    by_batch: dict = {}
+    for r in known:
+        s = r.spec
+        if (s.group, s.seed, s.phase) == (run.spec.group, run.spec.seed, run.spec.phase) \
+                and s.batch_size < run.spec.batch_size and r.target == run.target:
+            by_batch.setdefault(s.batch_size, []).append(r)
+    ref = sweep.plan.grid.reference_batch
+    reached_below = ref is not None  # the reference batch reaches the target by construction
+    for b in sorted(by_batch):
+        summaries = [rundir.read_summary(r.run_dir) for r in by_batch[b]]
+        if any(x is None for x in summaries):
+            continue
+        if any(x.get("status") == "done" for x in summaries):
+            reached_below = True
+            continue
+        if not reached_below or (ref is not None and b < ref):
+            continue  # below the batch sizes that reach the target, a capped B says nothing of larger ones
+        capped = [(reference_loss(x), float(x["lr"])) for x in summaries
+                  if x.get("status") == "censored" and str(x.get("reason", "")).startswith(CAP_REASON)]
+        capped = [(loss, lr) for loss, lr in capped if loss is not None]
+        if not capped:
+            continue
+        if min(capped)[1] >= max(float(r.spec.lr) for r in by_batch[b]):
+            continue  # the largest lr did best: a larger lr at a larger B might still get there
+        return (f"not trained: at B={b} every lr reached the token cap {run.spec.max_tokens} before the "
+                f"target {run.target:g} (the best at lr {min(capped)[1]:g}, inside the grid), and tokens to "
+                f"target grow with batch size (McCandlish et al. 2018)")
+    return None
+
+
+def record_implied(sweep: Sweep, run: Run, reason: str) -> dict:
+    _prepare(sweep, run)
+    atomic_write_text(run.run_dir / rundir.METRICS, "")  # no training, no rows
+    summary = dict(_failure_summary(sweep, run, reason), status="censored", implied=True)
+    rundir.finish(run.run_dir, summary)
+    return summary
+
+
 def needs_run(run: Run, opts: WorkerOptions) -> bool:
     status = rundir.read_status(run.run_dir)
     if status is None:
@@ -235,6 +290,15 @@ def work(sweep: Sweep, opts: Optional[WorkerOptions] = None) -> dict:
                     attempted.add(run.run_id)
                     continue
                 claimed = True
+                implied = implied_censored(sweep, run, known)
+                if implied is not None:
+                    attempted.add(run.run_id)
+                    summary = record_implied(sweep, run, implied)
+                    sweep.log_event("finish", run, opts.name, status="censored", seconds=0.0, implied=True)
+                    _say(opts, f"censored without training: {implied} {run.run_id}")
+                    counts["ran"] += 1
+                    counts["censored"] = counts.get("censored", 0) + 1
+                    continue
                 group = [run]
                 if can_run_together(sweep):
                     for mate in mates_of(sweep, run, [r for r in todo if r.run_id not in attempted]):
