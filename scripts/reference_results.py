@@ -14,7 +14,9 @@ Writes (atomically, each from the one before; the same as the CLI commands in th
 - ``fits/<name>_cbs_joint.json``           ``scaling fit ... --against params,tokens`` (all groups;
   refused by the analysis if the design cannot separate N from D)
 
-and prints the tables. Bootstrap seed and resamples are the analysis defaults, so a rerun on the
+and prints the tables. Linear scaling is measured from the smallest batch of each group (the
+analysis default; ``--reference-batch B`` to change it): a baseline at or above the CBS would floor
+every CBS at (1 + eps) x B_ref. Bootstrap seed and resamples are the analysis defaults, so a rerun on the
 same steps table writes the same numbers.
 """
 
@@ -38,6 +40,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sweep", help="a finished sweep directory, e.g. runs/cpu_reference")
     p.add_argument("--fits", default="fits", help="output directory for the fit files (default fits/)")
+    p.add_argument("--reference-batch", type=float, default=None, metavar="B",
+                   help="baseline of Definition 1's linear scaling (default: the smallest batch of each group; "
+                        "the target L* always comes from the sweep's reference runs)")
     p.add_argument("--model-params", type=float, default=None,
                    help="N of the data-size family (default: the model size with the most data sizes)")
     a = p.parse_args(argv)
@@ -51,7 +56,8 @@ def main(argv=None) -> int:
             raise ScalingError(f"{sweep}: no runs")
         write_steps_csv(rows, sweep / "steps.csv")
         table = load_steps(sweep / "steps.csv")
-        result = critical_batch_sizes(table)
+        ref = a.reference_batch  # None: the smallest batch of each group (the analysis default)
+        result = critical_batch_sizes(table, reference_batch=ref)
         atomic_write_text(fits / f"{name}_cbs.json", to_json(result.to_dict()) + "\n")
         print(f"{sweep}/steps.csv: {len(rows)} runs, {len(table.groups)} groups; "
               + ", ".join(f"{n} {s}" for s, n in sorted(Counter(r['status'] for r in rows).items())))
@@ -63,7 +69,7 @@ def main(argv=None) -> int:
             "cbs_joint": ("params,tokens", {}),
         }
         for suffix, (against, where) in laws.items():
-            sub = critical_batch_sizes(select_groups(table, where)) if where else result
+            sub = critical_batch_sizes(select_groups(table, where), reference_batch=ref) if where else result
             try:
                 fit = fit_law(sub, against)
             except ScalingError as e:

@@ -25,6 +25,7 @@ from scaling.errors import ScalingError
 STEPS_FILE = "steps.csv"
 GRIDS_DIR = "grids"
 STUDY_FILE = "study.json"
+MANIFEST_FILE = "sweep.json"  # scaling.sweep.protocol.MANIFEST
 # Default sweep, in order of preference: the shipped reference sweeps (GPU, then CPU), the LM
 # demo, the NQM demo, the NQM study's canonical case (p = 1, plain SGD); any other sweep after
 # these, by name.
@@ -117,6 +118,8 @@ def _sweep_at(runs_dir: Path, path: Path) -> Optional[Sweep]:
         workload = str((_read_json(runs[0] / "config.json") or {}).get("workload", ""))
     workload = workload or str(grid.get("workload", "")) or (NQM if top.startswith(NQM) else "")
     ref = grid.get("reference_batch")
+    if ref is None and (path / MANIFEST_FILE).is_file():  # the sweep's own record of its grid
+        ref = (_read_json(path / MANIFEST_FILE) or {}).get("reference_batch")
     for study in (path / STUDY_FILE, path.parent / STUDY_FILE):
         if ref is None and study.is_file():
             ref = (_read_json(study) or {}).get("reference_batch")
