@@ -22,8 +22,14 @@ fit until one runs out of memory (or ``--search-max``), then bisection to ``--se
 is recorded (``complete`` false). The JSON is rewritten (atomically) after every attempt, so a
 run killed at a device time limit still leaves its finished rows.
 
-    python benchmarks/bench_gpu.py                    # on a GPU: default 85M, batches 64 256 1024
-    python benchmarks/bench_gpu.py --quick --out /tmp/x.json   # CPU smoke test (< 60 s)
+    python3 benchmarks/bench_gpu.py     # on a GPU: 85M, batches 64 256 1024, then the search (< 8 min)
+    python3 benchmarks/bench_gpu.py --attention xla --batches 256 --no-search \
+        --out benchmarks/results/gpu_mfu_<device>_xla_attention.json   # XLA attention, for comparison
+    python benchmarks/bench_gpu.py --quick --out /tmp/x.json   # CPU smoke test of the same path (< 60 s)
+
+Attention defaults to cuDNN's fused kernel on a GPU (``model.attention: cudnn``); with "auto"
+this JAX version picks XLA's unfused attention. If cuDNN fails to compile, the batch is rerun
+with XLA's and ``attention_fallback`` says so.
 
 No GPU numbers without a GPU: writing under benchmarks/results/ on a non-GPU backend is refused
 (exit 2) unless ``--quick`` or ``--allow-cpu`` is given.
@@ -163,9 +169,13 @@ def matmul_peak(n: int, *, window_s: float, repeats: int) -> dict:
     t = time.perf_counter()
     f(a, b).block_until_ready()
     first = time.perf_counter() - t
-    holder = []
-    med, k, per = windows(lambda: holder.append(f(a, b)), lambda: (jax.block_until_ready(holder), holder.clear()),
-                          window_s=window_s, repeats=repeats, first_s=first)
+    last = [None]  # only the newest product is kept: the device runs calls in order
+
+    def call():
+        last[0] = f(a, b)
+
+    med, k, per = windows(call, lambda: last[0].block_until_ready(), window_s=window_s, repeats=repeats,
+                          first_s=first)
     return {"n": n, "dtype": "bfloat16", "seconds": med, "calls_per_window": k, "flops_per_s": 2 * n ** 3 / med,
             "window_seconds_per_call": per}
 
@@ -363,6 +373,8 @@ def largest_batch(m: Model, *, known_ok: list, known_oom: list, start: int, max_
                      peak_bytes_in_use=out["device_memory"].get("peak_bytes_in_use"))
         except OutOfMemory as e:
             r.update(status="oom", error=str(e))
+        except Exception as e:  # noqa: BLE001 -- recorded; the search stops (see ``stopped``)
+            r.update(status="error", error=f"{type(e).__name__}: {str(e).splitlines()[0][:500] if str(e) else ''}")
         probes.append(r)
         on_probe(probes)
         return r["status"] == "ok"
@@ -375,6 +387,8 @@ def largest_batch(m: Model, *, known_ok: list, known_oom: list, start: int, max_
             break
         if probe(b):
             lo, b = b, b * 2
+        elif probes[-1]["status"] == "error":
+            stopped = f"error at batch {b}"
         else:
             hi = b
     step = max(granularity, n_dev)
@@ -387,6 +401,8 @@ def largest_batch(m: Model, *, known_ok: list, known_oom: list, start: int, max_
             break
         if probe(mid):
             lo = mid
+        elif probes[-1]["status"] == "error":
+            stopped = f"error at batch {mid}"
         else:
             hi = mid
     return {"largest_batch_without_accumulation": lo or None, "smallest_oom": hi,
@@ -538,7 +554,7 @@ def resolve(args) -> dict:
         "search_start": pick(args.search_start, min(batches), min(batches)),
         "search_max": pick(args.search_max, QUICK_SEARCH_MAX, DEFAULT_SEARCH_MAX),
         "search_granularity": pick(args.search_granularity, QUICK_GRANULARITY, DEFAULT_GRANULARITY),
-        "time_budget_s": args.time_budget_s, "memory_limit": args.simulate_memory_limit_bytes,
+        "time_budget_s": args.time_budget_s, "simulate_memory_limit_bytes": args.simulate_memory_limit_bytes,
     }
     if settings["timing"]["repeats"] < 1 or settings["timing"]["window_s"] <= 0:
         raise ScalingError("--repeats must be >= 1 and --window-s > 0")
@@ -579,6 +595,8 @@ def summary_table(result: dict) -> str:
     if s:
         lines.append(f"largest batch without accumulation: {s['largest_batch_without_accumulation']} "
                      f"(smallest OOM {s['smallest_oom']}, stopped: {s['stopped']})")
+    g = result["mfu_goal"]
+    lines.append(f"MFU goal >= {100 * g['mfu']:.0f}% at batch {g['batch_size']}: {g.get('met')}")
     lines.append(f"complete: {result['complete']}  ({result['elapsed_s']:.0f} s)")
     return "\n".join(lines)
 
@@ -602,6 +620,7 @@ def main(argv=None) -> int:
     result = {
         "benchmark": "bench_gpu", "issue": 9, "complete": False, "elapsed_s": 0.0,
         "command": "python benchmarks/bench_gpu.py " + shlex.join(argv_list), "cwd": os.getcwd(),
+        "python_executable": sys.executable,
         "machine": machine(), "quick": args.quick,
         "model": asdict(m), "non_embedding_params": 12 * m.n_layers * m.d_model ** 2,
         "precision": f"{m.dtype} compute, float32 params / AdamW state / EWA ({N_EWA} decay), float32 logits and loss",
@@ -611,6 +630,9 @@ def main(argv=None) -> int:
         "mfu_definition": "flops_per_token * tokens/s / (bf16 square-matmul peak measured in this process * devices); "
                           "flops_per_token = 6 (N + D V) + 12 n_layers D seq_len (PaLM App. B, causal mask not discounted)",
         "mfu_goal": {"batch_size": MFU_GOAL_BATCH, "mfu": MFU_GOAL},
+        "compile_notes": "compile_s is XLA's compile time, or the load time when the persistent compilation cache "
+                         "(compilation_cache_dir) already held the program; compile_reused: compiled earlier in "
+                         "this process.",
         "memory_notes": "memory_analysis: XLA's buffer assignment of the compiled step (program_bytes = arguments + "
                         "outputs - aliased + temporaries). device_memory.peak_bytes_in_use: the allocator's peak since "
                         "the process started (batches run in ascending order; search probes after them).",
@@ -649,7 +671,7 @@ def main(argv=None) -> int:
     def one(b):
         return run_batch(m, b, n_dev=n_dev, oom_floor=min(known_oom, default=None),
                          accumulate=settings["accumulate"], clock=clock, timing=settings["timing"],
-                         memory_limit=settings["memory_limit"], on_attempt=seen)
+                         memory_limit=settings["simulate_memory_limit_bytes"], on_attempt=seen)
 
     for b in settings["batches"]:
         rec = one(b)
@@ -669,6 +691,10 @@ def main(argv=None) -> int:
         result["batches"].append(rec)
         save()
 
+    goal = [r for r in result["batches"] if r["batch_size"] == MFU_GOAL_BATCH and r["status"] == "ok"]
+    result["mfu_goal"]["met"] = goal[0]["mfu"] >= MFU_GOAL if goal else None
+    save()
+
     if settings["search"]:
         def on_probe(probes):
             result["largest_batch"] = {"probes": probes, "in_progress": True}
@@ -677,7 +703,7 @@ def main(argv=None) -> int:
         result["largest_batch"] = largest_batch(
             m, known_ok=known_ok, known_oom=known_oom, start=settings["search_start"],
             max_batch=settings["search_max"], granularity=settings["search_granularity"], n_dev=n_dev, clock=clock,
-            memory_limit=settings["memory_limit"], on_probe=on_probe)
+            memory_limit=settings["simulate_memory_limit_bytes"], on_probe=on_probe)
         if result["largest_batch"]["stopped"]:
             result["skipped"].append(f"largest-batch search: {result['largest_batch']['stopped']}")
     result["complete"] = not result["skipped"]

@@ -42,6 +42,21 @@ def compute_dtype(config: ModelConfig):
     return jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
 
 
+CUDNN_MAX_HEAD_DIM = 128  # cuDNN's fused attention kernels (jax.nn.dot_product_attention docs)
+
+
+def attention_implementation(config: ModelConfig):
+    """``jax.nn.dot_product_attention``'s implementation: the config's, or for ``auto`` cuDNN's
+    fused kernel on a GPU with bf16 compute and head dim <= 128 (JAX's own default is XLA for
+    now), else None (XLA)."""
+    if config.attention != "auto":
+        return config.attention
+    head_dim = config.d_model // config.n_heads
+    if jax.default_backend() == "gpu" and config.dtype == "bfloat16" and head_dim <= CUDNN_MAX_HEAD_DIM:
+        return "cudnn"
+    return None
+
+
 def rotary_tables(seq_len: int, head_dim: int) -> tuple[jax.Array, jax.Array]:
     """cos/sin tables [L, H/2] of RoPE: angle(pos, i) = pos * theta^(-2i/H)."""
     inv_freq = ROPE_THETA ** (-jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
@@ -81,7 +96,7 @@ class Attention(nn.Module):
         cos, sin = rotary_tables(L, H)
         q_BxLxNxH = apply_rotary(q_BxLxNxH, cos, sin)
         k_BxLxNxH = apply_rotary(k_BxLxNxH, cos, sin)
-        impl = None if c.attention == "auto" else c.attention
+        impl = attention_implementation(c)
         out_BxLxNxH = jax.nn.dot_product_attention(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH, is_causal=True,
                                                    implementation=impl)
         return nn.DenseGeneral(c.d_model, axis=(-2, -1), use_bias=False, name="out", dtype=compute_dtype(c),
