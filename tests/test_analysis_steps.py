@@ -99,3 +99,16 @@ def test_runs_directory_needs_sweep_helper(tmp_path):
 def test_example_csv_loads():
     t = load_steps(Path(__file__).parent.parent / "examples" / "steps_example.csv")
     assert len(t.groups) == 6 and all(len(g.batch_sizes) == 9 for g in t.groups)
+
+
+def test_lr_that_never_reached_the_target_counts_as_tried(tmp_path):
+    """A censored lr above the best one means the best is inside the grid: no edge warning."""
+    head = "params,tokens,batch_size,steps,lr,status\n"
+    body = "".join(f"10,100,{b},{s},{lr},done\n" for b in (4, 8, 16)
+                   for lr, s in ((0.01, 1000 // b + 50), (0.03, 800 // b + 40)))
+    without = tmp_path / "without.csv"
+    without.write_text(head + body)
+    assert any("largest tried" in w for w in load_steps(without).warnings)
+    with_censored = tmp_path / "with.csv"
+    with_censored.write_text(head + body + "".join(f"10,100,{b},,0.1,censored\n" for b in (4, 8, 16)))
+    assert not any("tried" in w for w in load_steps(with_censored).warnings)

@@ -55,6 +55,7 @@ class Excluded:
     batch_size: float
     status: str
     line: int
+    lr: Optional[float] = None  # the tuning-grid value this run tried, if the table has it
 
     def describe(self) -> str:
         return (f"line {self.line}: params={_fmt(self.params)} tokens={_fmt(self.tokens)} "
@@ -136,7 +137,9 @@ def parse_rows(records: Iterable[Mapping[str, object]], first_line: int = 2) -> 
         tokens = _number(rec.get("tokens"), "tokens", line, positive=True, allow_empty=False)
         batch = _number(rec.get("batch_size"), "batch_size", line, positive=True, allow_empty=False)
         if status in EXCLUDED_STATUSES:
-            excluded.append(Excluded(params, tokens, batch, status, line))
+            lr_text = rec.get("lr", "").strip()
+            lr = _number(lr_text, "lr", line, positive=True, allow_empty=True) if lr_text else None
+            excluded.append(Excluded(params, tokens, batch, status, line, lr))
             continue
         steps_text = rec.get("steps", "").strip().lower()
         if steps_text in ("", "nan", "inf", "none", "null"):
@@ -170,8 +173,16 @@ def _single(values: list, what: str, key: tuple) -> Optional[float]:
     return present[0]
 
 
-def group_rows(rows: Sequence[Row], min_batch_sizes: int = MIN_BATCH_SIZES) -> tuple[list, list]:
-    """Groups by (params, tokens): geometric mean over seeds, minimum over lr per batch size."""
+def group_rows(rows: Sequence[Row], min_batch_sizes: int = MIN_BATCH_SIZES,
+               excluded: Sequence[Excluded] = ()) -> tuple[list, list]:
+    """Groups by (params, tokens): geometric mean over seeds, minimum over lr per batch size.
+
+    The grid-edge warning (best lr the smallest or largest tried) counts the lrs of ``excluded``
+    rows at the same batch size as tried: an lr that never reached the target was still tried."""
+    tried_elsewhere: dict = {}
+    for e in excluded:
+        if e.lr is not None:
+            tried_elsewhere.setdefault((e.params, e.tokens, e.batch_size), set()).add(e.lr)
     cells: dict = {}
     for r in rows:
         key = (r.params, r.tokens)
@@ -208,7 +219,7 @@ def group_rows(rows: Sequence[Row], min_batch_sizes: int = MIN_BATCH_SIZES) -> t
             steps.append(options[lr_best])
             reps.append(tuple(by_batch[b][lr_best]))
             best.append(lr_best)
-            tried = [lr for lr in options if lr is not None]
+            tried = [lr for lr in options if lr is not None] + sorted(tried_elsewhere.get((*key, b), ()))
             if lr_best is not None and len(tried) >= 2 and lr_best in (min(tried), max(tried)):
                 edge = "smallest" if lr_best == min(tried) else "largest"
                 group_warnings.append(
@@ -295,7 +306,7 @@ def load_steps(source: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZ
     if not rows:
         raise ScalingError(f"steps table {path} has no usable rows"
                            + (f" ({len(excluded)} censored/diverged)" if excluded else ""))
-    groups, warnings = group_rows(rows, min_batch_sizes)
+    groups, warnings = group_rows(rows, min_batch_sizes, excluded)
     warnings = list(warnings)
     if excluded:
         counts: dict = {}
