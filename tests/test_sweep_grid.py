@@ -133,3 +133,13 @@ def test_presets_parse_and_expand():
             continue  # workload not built in this checkout
         plan = expand(grid, workload)
         assert plan.runs
+
+
+def test_per_model_lr_grid_widens_one_model_only(tmp_path):
+    grid = write_grid(tmp_path / "g.yaml", models=[{"dim": 32, "name": "a"},
+                                                   {"dim": 64, "name": "b", "lrs": [0.025, 0.05, 0.8, 1.6]}])
+    plan = expand(load_grid(grid), W)
+    lrs = {m: {r.lr for r in plan.runs if r.group.startswith(m + "@")} for m in ("a", "b")}
+    assert lrs["a"] == set(NQM_GRID["lrs"]) and lrs["b"] == {0.025, 0.05, 0.8, 1.6}
+    with pytest.raises(ScalingError, match=r"models\[0\].lrs"):
+        parse_grid({**NQM_GRID, "models": [{"dim": 32, "lrs": [-1]}]})

@@ -31,7 +31,8 @@ Workload-specific content lives in ``base`` (merged into every run's config) and
     together: true                # runs that share shapes train as one program (default true)
 
 Reserved keys in a model entry: ``name``, ``tokens``, ``tokens_per_param`` (override the data
-sizes for that model) and ``target`` (an explicit loss for that model's groups).
+sizes for that model), ``target`` (an explicit loss for that model's groups) and ``lrs`` (that
+model's learning-rate grid, e.g. widened where a winning lr sat at the edge of the global one).
 Everything is validated before anything runs; a bad file raises ``ScalingError`` (exit 2).
 """
 
@@ -51,7 +52,7 @@ from scaling.errors import ScalingError
 DEFINITION1 = "definition1"  # Zhang et al. 2024, Definition 1
 DEFAULT_MAX_TOKENS_FACTOR = 4.0  # token cap of target-chasing runs, as a multiple of D
 DEFAULT_WORKLOAD = "lm"
-RESERVED_MODEL_KEYS = ("name", "tokens", "tokens_per_param", "target")
+RESERVED_MODEL_KEYS = ("name", "tokens", "tokens_per_param", "target", "lrs")
 # the config section a model entry's bare keys go to ({d_model: 32} -> {model: {d_model: 32}})
 MODEL_SECTION = {"lm": "model"}
 # the config key warmup_fraction sets, per workload
@@ -90,6 +91,7 @@ class ModelSpec:
     tokens: tuple = ()
     tokens_per_param: tuple = ()
     target: Optional[float] = None
+    lrs: tuple = ()  # this model's lr grid (widened where a winner sat at the edge); () = the grid's
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,7 @@ def _parse_models(data: dict, workload: str, where: str, top_keys: Optional[set]
         tokens = entry.pop("tokens", None)
         tpp = entry.pop("tokens_per_param", None)
         target = entry.pop("target", None)
+        lrs = entry.pop("lrs", None)
         fragment = _expand_shorthand(workload, entry, top_keys)
         if name is None:
             name = _model_name(fragment, i)
@@ -251,7 +254,8 @@ def _parse_models(data: dict, workload: str, where: str, top_keys: Optional[set]
             name=name, fragment=fragment,
             tokens=_number_list(tokens, f"{key}.tokens", where, integer=True) if tokens is not None else (),
             tokens_per_param=_number_list(tpp, f"{key}.tokens_per_param", where) if tpp is not None else (),
-            target=_number(target, f"{key}.target", where) if target is not None else None))
+            target=_number(target, f"{key}.target", where) if target is not None else None,
+            lrs=tuple(sorted(set(_number_list(lrs, f"{key}.lrs", where)))) if lrs is not None else ()))
     names = [m.name for m in models]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
@@ -288,7 +292,7 @@ def parse_grid(data: Any, source: str = "grid", top_keys: Optional[set] = None,
         if not (m.tokens or m.tokens_per_param or tokens or tpp):
             _bad(where, f"model {m.name!r} has no data size: give 'tokens' and/or 'tokens_per_param'")
     models = tuple(m if (m.tokens or m.tokens_per_param) else
-                   ModelSpec(m.name, m.fragment, tokens, tpp, m.target) for m in models)
+                   ModelSpec(m.name, m.fragment, tokens, tpp, m.target, m.lrs) for m in models)
     ref = data.get("reference_batch")
     ref = _number(ref, "reference_batch", where, integer=True) if ref is not None else None
     target = data.get("target", DEFINITION1 if ref is not None else None)

@@ -157,7 +157,7 @@ def expand(grid: Grid, workload) -> Plan:
             cap = int(round(grid.max_tokens_factor * tokens))
             for b in batches:
                 phase = REFERENCE if explicit is None and b == grid.reference_batch else CHASE
-                for lr in grid.lrs:
+                for lr in (m.lrs or grid.lrs):
                     for seed in grid.seeds:
                         max_tokens = None if phase == REFERENCE else cap
                         spec = _spec(grid, workload, m.fragment, batch=b, lr=lr, seed=seed,
