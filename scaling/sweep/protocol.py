@@ -176,7 +176,7 @@ class Sweep:
                 out[g.key] = {"blocked": why}
             else:
                 out[g.key] = new[g.key] = {"loss": loss, "lr": lr, "rule": "definition1"}
-        if record and (new or not self.manifest_path.exists()):
+        if record:  # new targets, or a grid edited since (write_manifest skips an unchanged doc)
             self.write_manifest(new)
         return out
 
