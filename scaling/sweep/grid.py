@@ -28,7 +28,8 @@ Workload-specific content lives in ``base`` (merged into every run's config) and
     warmup_fraction: 0.25         # warmup = 0.25 x D tokens (the paper's 25% of Chinchilla tokens)
     by_batch_size:                # step rules keyed by batch size: value of the largest key <= B
       optim.beta2: {1: 0.999, 256: 0.995, 512: 0.99, 2048: 0.95}
-    together: true                # runs that share shapes train as one program (default true)
+    together: auto                # runs that share shapes train as one program: true, false, or
+                                  # auto (default: on an accelerator, not on a CPU backend)
 
 Reserved keys in a model entry: ``name``, ``tokens``, ``tokens_per_param`` (override the data
 sizes for that model), ``target`` (an explicit loss for that model's groups) and ``lrs`` (that
@@ -52,6 +53,7 @@ from scaling.errors import ScalingError
 DEFINITION1 = "definition1"  # Zhang et al. 2024, Definition 1
 DEFAULT_MAX_TOKENS_FACTOR = 4.0  # token cap of target-chasing runs, as a multiple of D
 DEFAULT_WORKLOAD = "lm"
+AUTO = "auto"  # ``together: auto``: vmapped groups on an accelerator, one run at a time on a CPU
 RESERVED_MODEL_KEYS = ("name", "tokens", "tokens_per_param", "target", "lrs")
 # the config section a model entry's bare keys go to ({d_model: 32} -> {model: {d_model: 32}})
 MODEL_SECTION = {"lm": "model"}
@@ -110,7 +112,7 @@ class Grid:
     max_tokens_factor: float = DEFAULT_MAX_TOKENS_FACTOR
     warmup_fraction: Optional[float] = None
     by_batch_size: dict = field(default_factory=dict)
-    together: bool = True  # train runs that share shapes as one vmapped program (scaling.multirun)
+    together: Any = AUTO  # True/False/"auto": train runs that share shapes as one vmapped program
     source: str = ""
     raw: dict = field(default_factory=dict)
 
@@ -312,9 +314,9 @@ def parse_grid(data: Any, source: str = "grid", top_keys: Optional[set] = None,
         pass  # an explicit per-model target overrides Definition 1 for that model
     factor = _number(data.get("max_tokens_factor", DEFAULT_MAX_TOKENS_FACTOR), "max_tokens_factor",
                      where, minimum=1.0)
-    together = data.get("together", True)
-    if not isinstance(together, bool):
-        _bad(where, f"together must be true or false, got {together!r}")
+    together = data.get("together", AUTO)
+    if not isinstance(together, bool) and together != AUTO:
+        _bad(where, f"together must be true, false or auto, got {together!r}")
     warm = data.get("warmup_fraction")
     if warm is not None:
         warm = _number(warm, "warmup_fraction", where, positive=False)

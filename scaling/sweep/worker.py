@@ -37,6 +37,7 @@ from typing import Optional
 
 from scaling import rundir
 from scaling.sweep import locks
+from scaling.sweep.grid import AUTO
 from scaling.sweep.plan import REFERENCE
 from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, Sweep, reference_loss
 from scaling.store import atomic_write_json, atomic_write_text
@@ -134,7 +135,17 @@ def _prepare(sweep: Sweep, run: Run) -> None:
 
 
 def can_run_together(sweep: Sweep) -> bool:
-    return bool(sweep.plan.grid.together) and hasattr(sweep.workload, "run_many")
+    """Grid ``together: true``, or ``auto`` (the default) on an accelerator: on a CPU backend the
+    vmapped step of a small model is compute-bound and a group was 1.25x slower than its runs one
+    after another (benchmarks/results/sweep_together_cpu.json)."""
+    if not hasattr(sweep.workload, "run_many"):
+        return False
+    together = sweep.plan.grid.together
+    if together == AUTO:
+        import jax  # the workload that trains together is a JAX one
+
+        return jax.default_backend() != "cpu"
+    return bool(together)
 
 
 def is_race(run: Run) -> bool:
