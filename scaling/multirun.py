@@ -326,8 +326,8 @@ def _train_together(configs: list[TrainConfig], run_dirs: list[Path], race: bool
                 losses = np.asarray(jax.device_get(evaluate(state, hp, val_chunks, val_weights)))
                 for k, r in enumerate(records):
                     r.evaluated(step, losses[k])
-                winners = [r for r in records if r.status == "done" and r.reached is not None]
-                if race and winners:
+                winners = [r for r in records if r.status == "done" and r.reached is not None] if race else []
+                if winners:
                     first_in = min(winners, key=lambda r: r.reached)
                     for r in records:
                         if r.active:

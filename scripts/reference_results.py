@@ -30,10 +30,9 @@ from pathlib import Path
 from scaling.analysis import critical_batch_sizes, fit_law, load_steps
 from scaling.analysis.steps import select_groups
 from scaling.errors import ScalingError
+from scaling.plots.sources import CHINCHILLA_TOKENS_PER_PARAM  # Hoffmann et al. 2022: D ~ 20 N
 from scaling.store import atomic_write_text, to_json
 from scaling.sweep import steps_rows, write_steps_csv
-
-CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann et al. 2022; the grid's model-size family
 
 
 def main(argv=None) -> int:
