@@ -136,7 +136,7 @@ def _prepare(sweep: Sweep, run: Run) -> None:
 
 def can_run_together(sweep: Sweep) -> bool:
     """Grid ``together: true``, or ``auto`` (the default) on an accelerator: on a CPU backend the
-    vmapped step of a small model is compute-bound and a group was 1.25x slower than its runs one
+    vmapped step of a small model is compute-bound and a group was 1.26x slower than its runs one
     after another (benchmarks/results/sweep_together_cpu.json)."""
     if not hasattr(sweep.workload, "run_many"):
         return False
