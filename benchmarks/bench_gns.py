@@ -1,10 +1,10 @@
 """Benchmark: cost of measuring the gradient noise scale inside a jitted training step.
 
-Real tiny transformer (scaling.model), AdamW (optax), K microbatches accumulated in a lax.scan
+Real tiny transformer (scaling.lm.model), AdamW (optax), K microbatches accumulated in a lax.scan
 as the trainer does. Timed in the same run, interleaved:
   - accum:        accumulation step, no GNS (each microbatch gradient behind ``gns.isolate``);
   - accum+gns:    the same step also carrying sum_k |g_k|^2, |mean g|^2, the App. A estimates and
-                  the two EMAs (scaling.gns) -- the "few norms per step" path;
+                  the two EMAs (scaling.lm.gns) -- the "few norms per step" path;
   - plain:        one full-batch gradient, no accumulation (a single-device run, K = 1);
   - plain+split:  the same plus ``gns.split_batch_stats`` (k extra small-batch gradients, the
                   option for runs with neither accumulation nor several devices), i.e. the cost
@@ -32,9 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from scaling import gns
-from scaling.config import ModelConfig
-from scaling.model import build, init_params
+from scaling.lm import gns
+from scaling.lm.config import ModelConfig
+from scaling.lm.model import build, init_params
 from scaling.machine import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -2,13 +2,13 @@
 
 For the paper's 85M model (d_model 768, 12 layers, 12 heads, seq_len 512, vocab 50304; bf16
 compute, fp32 parameters and optimizer state; Zhang et al. 2024, Sec. 3) this times the step
-every run uses -- ``scaling.train.compiled(...).step`` (AdamW, EWA, donated state), compiled
+every run uses -- ``scaling.lm.train.compiled(...).step`` (AdamW, EWA, donated state), compiled
 ahead of time with ``.lower(...).compile()`` so that compile time, XLA's memory analysis and
 the step time are separate -- on random token batches, for each batch size in a list:
 
 - step time: the median over ``repeats`` windows of K back-to-back steps (the host blocks once
   per window, never per step) divided by K, after warm-up steps;
-- tokens/s, model FLOP/s = ``scaling.model.flops_per_token`` (6 N + 6 D V + 12 L D T; PaLM,
+- tokens/s, model FLOP/s = ``scaling.lm.model.flops_per_token`` (6 N + 6 D V + 12 L D T; PaLM,
   Chowdhery et al. 2022, App. B) x tokens/s, and MFU = model FLOP/s / (the bf16 square-matmul
   peak measured in the same process x devices);
 - memory: XLA's per-program analysis of the compiled step and the device allocator's
@@ -60,13 +60,13 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from scaling import optim, parallel  # noqa: E402
-from scaling.config import TrainConfig  # noqa: E402
+from scaling.lm import mesh as parallel, optim  # noqa: E402
+from scaling.lm.config import TrainConfig  # noqa: E402
 from scaling.errors import ScalingError  # noqa: E402
 from scaling.machine import cpu_model, load_average  # noqa: E402
-from scaling.model import build, flops_per_token  # noqa: E402
+from scaling.lm.model import build, flops_per_token  # noqa: E402
 from scaling.store import atomic_write_json  # noqa: E402
-from scaling.train import compiled, enable_compilation_cache  # noqa: E402
+from scaling.lm.train import compiled, enable_compilation_cache  # noqa: E402
 
 RESULTS_DIR = REPO / "benchmarks" / "results"
 GPU_PLATFORMS = ("gpu", "cuda", "rocm")
@@ -624,7 +624,7 @@ def main(argv=None) -> int:
         "machine": machine(), "quick": args.quick,
         "model": asdict(m), "non_embedding_params": 12 * m.n_layers * m.d_model ** 2,
         "precision": f"{m.dtype} compute, float32 params / AdamW state / EWA ({N_EWA} decay), float32 logits and loss",
-        "step": "scaling.train.compiled(...).step (AdamW, EWA, donated state, gns off, constant schedule), "
+        "step": "scaling.lm.train.compiled(...).step (AdamW, EWA, donated state, gns off, constant schedule), "
                 "AOT-compiled via .lower().compile()",
         "settings": {k: v for k, v in settings.items() if k != "model"},
         "mfu_definition": "flops_per_token * tokens/s / (bf16 square-matmul peak measured in this process * devices); "

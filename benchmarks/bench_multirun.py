@@ -1,11 +1,11 @@
-"""Benchmark: K runs trained as one vmapped program (scaling.multirun.train_many) vs K sequential runs.
+"""Benchmark: K runs trained as one vmapped program (scaling.lm.many.train_many) vs K sequential runs.
 
 Workload: the tiny LM trainer (d_model 32, 2 layers, byte tokenizer, default corpus), batch 8 x
 32 tokens, a learning-rate grid of K runs at one batch size, full run loop with evaluations and
 run-directory writing. Both paths are warmed first (compilation excluded; the executables are
 cached in-process), then timed interleaved, ``--repeats`` times, median reported:
 
-  - sequential: ``scaling.train.train`` called K times, one after the other;
+  - sequential: ``scaling.lm.train.train`` called K times, one after the other;
   - together:   ``train_many`` on the same K configs.
 
 Aggregate tokens/s = K x tokens per run / wall seconds. ``step_tokens_per_s`` uses the
@@ -33,11 +33,11 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from scaling.config import TrainConfig  # noqa: E402
+from scaling.lm.config import TrainConfig  # noqa: E402
 from scaling.machine import cpu_model, load_average  # noqa: E402
-from scaling.multirun import train_many  # noqa: E402
+from scaling.lm.many import train_many  # noqa: E402
 from scaling.store import atomic_write_json  # noqa: E402
-from scaling.train import train  # noqa: E402
+from scaling.lm.train import train  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KS = (1, 4, 8, 16)

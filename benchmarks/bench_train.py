@@ -1,9 +1,9 @@
 """Training throughput and model FLOP utilisation (MFU) of the LM trainer's compiled step.
 
-For a few model sizes, times ``scaling.train``'s jitted step (the one every run uses: AdamW,
+For a few model sizes, times ``scaling.lm.train``'s jitted step (the one every run uses: AdamW,
 EWA, donation, data-parallel sharding) on random token batches after a warm-up, and reports
 tokens/s and MFU = achieved model FLOP/s / the fp32 matmul peak measured in the same process
-(a square ``jnp.dot`` timed the same way). Model FLOPs per token follow ``scaling.model.
+(a square ``jnp.dot`` timed the same way). Model FLOPs per token follow ``scaling.lm.model.
 flops_per_token`` (6 N + 6 D V + 12 L D T; PaLM App. B). One short real ``train()`` run on
 the default corpus gives the loop's tokens/s (data loading, host pulls, evals excluded) next to
 the bare step's, as a ratio measured in the same process.
@@ -26,11 +26,11 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from scaling import optim, parallel  # noqa: E402
-from scaling.config import TrainConfig  # noqa: E402
-from scaling.model import build, flops_per_token  # noqa: E402
+from scaling.lm import mesh as parallel, optim  # noqa: E402
+from scaling.lm.config import TrainConfig  # noqa: E402
+from scaling.lm.model import build, flops_per_token  # noqa: E402
 from scaling.store import atomic_write_json  # noqa: E402
-from scaling.train import compiled, train  # noqa: E402
+from scaling.lm.train import compiled, train  # noqa: E402
 from scaling.machine import cpu_model
 
 # (d_model, n_layers, n_heads, seq_len, batch) -- tiny to ~3M non-embedding parameters

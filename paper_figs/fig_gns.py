@@ -1,6 +1,6 @@
 """The gradient noise scale B_simple over training, and against the measured critical batch size.
 
-Left: B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018, App. A; ``scaling.gns``) logged in
+Left: B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018, App. A; ``scaling.lm.gns``) logged in
 metrics.jsonl (``gns_b_simple``) against tokens, one curve per model size. Right: per (N, D) group,
 the median B_simple at the target crossing of the group's runs at B_ref against the measured CBS
 (Zhang et al. 2024, Definition 1) and B_noise of the step-model fit, with y = x

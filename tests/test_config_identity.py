@@ -2,8 +2,8 @@
 
 import dataclasses
 
-from scaling.config import TrainConfig, config_hash
-from scaling.configs import identity_dict
+from scaling.lm.config import TrainConfig, config_hash
+from scaling.config_io import identity_dict
 
 SPEC = {"model": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "batch_size": 8, "max_tokens": 4096}
 

@@ -103,7 +103,8 @@ def test_validation_set_fixed(tokens):
 SHARD_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np, jax
-    from scaling.data.loader import BatchLoader, data_mesh, shard_batch
+    from scaling.data.loader import BatchLoader
+    from scaling.lm.mesh import data_mesh, shard_batch
     assert len(jax.local_devices()) == 4, jax.local_devices()
     ld = BatchLoader(np.arange(5000, dtype=np.uint16), seq_len=8, batch_size=8, seed=3, token_budget=1000)
     batch = ld.next_batch()

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from scaling import gns
+from scaling.lm import gns
+from scaling.noise_scale import summarize
 
 D = 8
 NOISE = 0.7
@@ -164,7 +165,7 @@ DATA_PARALLEL_SCRIPT = textwrap.dedent(f"""
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import Mesh, PartitionSpec as P
-    from scaling import gns
+    from scaling.lm import gns
     data = json.loads(input())
     w, x, y = (jnp.asarray(data[k], jnp.float32) for k in ("w", "x", "y"))
     grad = jax.grad(lambda w, x, y: 0.5 * jnp.mean((x @ w - y) ** 2))
@@ -215,11 +216,11 @@ def test_sq_norm_is_fp32_over_a_pytree():
 def test_summarize_interpolates_and_time_averages():
     steps = [0, 10, 20, 40, 80, 160]  # uneven, like the eval schedule
     values = [None, float("nan"), 10.0, 20.0, 20.0, 60.0]  # warm-up values are dropped
-    out = gns.summarize(steps, values, crossing_step=30.0)
+    out = summarize(steps, values, crossing_step=30.0)
     assert out["b_simple_at_target"] == pytest.approx(15.0)
     assert out["b_simple_mean"] == pytest.approx((10 + 15) / 2)  # trapezoid on [20, 30]
     assert out["gns_points"] == 4 and out["b_simple_final"] == 60.0
-    no_cross = gns.summarize(steps, values, crossing_step=None)
+    no_cross = summarize(steps, values, crossing_step=None)
     assert no_cross["b_simple_at_target"] is None
     # area: [20,40] 300, [40,80] 800, [80,160] 3200 -> 4300 / 140
     assert no_cross["b_simple_mean"] == pytest.approx(4300 / 140)
@@ -228,10 +229,10 @@ def test_summarize_interpolates_and_time_averages():
 def test_summarize_run_critical_batch_weights_by_s_min():
     """App. D: B_crit(run) = sum B_noise dS_min / sum dS_min, dS_min = dS / (1 + B_noise / B)."""
     steps = np.arange(0, 101)
-    constant = gns.summarize(steps, np.full(101, 50.0), crossing_step=None, batch_size=200)
+    constant = summarize(steps, np.full(101, 50.0), crossing_step=None, batch_size=200)
     assert constant["b_simple_crit"] == pytest.approx(50.0)
     values = np.where(steps < 50, 10.0, 1000.0)  # a step change, so piecewise-linear pieces matter
-    out = gns.summarize(steps, values, crossing_step=None, batch_size=100)
+    out = summarize(steps, values, crossing_step=None, batch_size=100)
     s, v = steps.astype(float), values.astype(float)
     w = 1 / (1 + v / 100)
     expected = np.trapezoid(w * v, s) / np.trapezoid(w, s)
@@ -240,6 +241,6 @@ def test_summarize_run_critical_batch_weights_by_s_min():
 
 
 def test_summarize_empty_and_mismatched():
-    assert gns.summarize([0, 1], [None, -3.0], crossing_step=1.0)["b_simple_mean"] is None
+    assert summarize([0, 1], [None, -3.0], crossing_step=1.0)["b_simple_mean"] is None
     with pytest.raises(ValueError):
-        gns.summarize([0, 1, 2], [1.0, 2.0], crossing_step=None)
+        summarize([0, 1, 2], [1.0, 2.0], crossing_step=None)

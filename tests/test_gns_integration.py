@@ -3,7 +3,7 @@
 Tiny LM runs (tests/train_helpers.py shapes, byte tokenizer) with 4 microbatches per step: the
 measurement must leave the training trajectory bit-identical (every microbatch gradient passes
 through ``gns.isolate`` in both modes), log finite positive B_simple on log and eval rows, and
-store the ``gns.summarize`` reductions in summary.json. ``compare_gns`` is checked on a
+store the ``noise_scale.summarize`` reductions in summary.json. ``compare_gns`` is checked on a
 synthetic steps table whose B_simple are known multiples of the fitted B_noise.
 """
 
@@ -22,10 +22,12 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from scaling import optim, parallel, rundir, train as train_lib  # noqa: E402
-from scaling.config import TrainConfig  # noqa: E402
+from scaling import rundir
+from scaling.lm import mesh as parallel, optim, train as train_lib  # noqa: E402
+from scaling.lm.config import TrainConfig  # noqa: E402
 from scaling.errors import ScalingError  # noqa: E402
-from scaling.model import build  # noqa: E402
+from scaling.lm.model import build  # noqa: E402
+from scaling.noise_scale import summarize  # noqa: E402
 from train_helpers import B, L, tiny_spec  # noqa: E402
 
 BYTE_VOCAB = 257
@@ -59,7 +61,7 @@ def test_step_is_bit_identical_with_gns_on_or_off(runs, tmp_path):
                   schedule=config.optim.schedule, mesh=parallel.data_mesh())
     on, off = (train_lib.compiled(model, gns=g, **common) for g in (True, False))
     # placed as train() places them, so these calls reuse the executables the runs compiled
-    from scaling.data.loader import shard_batch
+    from scaling.lm.mesh import shard_batch
     mesh = common["mesh"]
     hp = parallel.put_replicated(optim.hparams(config), mesh)
     rng = np.random.default_rng(1)
@@ -80,7 +82,7 @@ def test_step_is_bit_identical_with_gns_on_or_off(runs, tmp_path):
     assert float(m_on["grad_sq"]) < float(m_on["grad_sq_micro"])
 
     # the EMA is part of the checkpointed state: a resumed run continues its average
-    from scaling.checkpoint import Checkpointer
+    from scaling.lm.checkpoint import Checkpointer
     ckpt = Checkpointer(tmp_path)
     ckpt.save(3, s_on, {"step": 3})
     restored, _ = ckpt.restore(3, on.init(np.int32(0)))
@@ -109,7 +111,7 @@ def test_runs_log_b_simple_and_keep_the_trajectory(runs):
 
 
 def test_summary_has_the_b_simple_reductions(runs):
-    from scaling import gns
+    from scaling.lm import gns
 
     _, out = runs
     (d_on, s_on), (_, s_off) = out["on"], out["off"]
@@ -118,7 +120,7 @@ def test_summary_has_the_b_simple_reductions(runs):
     for k in GNS_SUMMARY_KEYS:
         assert s_on[k] is not None and s_on[k] > 0, k
     rows = [r for r in rundir.read_metrics(d_on) if "gns_b_simple" in r]
-    expect = gns.summarize([r["step"] for r in rows], [r["gns_b_simple"] for r in rows],
+    expect = summarize([r["step"] for r in rows], [r["gns_b_simple"] for r in rows],
                            s_on["steps_to_target"], batch_size=B)
     assert {k: s_on[k] for k in GNS_SUMMARY_KEYS} == {k: expect[k] for k in GNS_SUMMARY_KEYS}
     assert s_on["b_simple_final"] == rows[-1]["gns_b_simple"]
@@ -175,8 +177,8 @@ def test_run_without_microbatches_records_b_simple_and_keeps_the_trajectory(whol
 def test_split_step_statistics_and_bit_identity(whole_runs):
     """Step level, on the executables the runs compiled: identical state, EMA only on measured
     steps, and the first measurement equals the App. A estimates from explicit group gradients."""
-    from scaling import gns
-    from scaling.data.loader import shard_batch
+    from scaling.lm import gns
+    from scaling.lm.mesh import shard_batch
 
     config = TrainConfig.from_dict(whole_spec(True))
     model = build(config.model, BYTE_VOCAB)

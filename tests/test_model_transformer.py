@@ -9,8 +9,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from scaling.config import ModelConfig  # noqa: E402
-from scaling.model import (build, count_params, flops_per_token, init_params, padded_vocab,  # noqa: E402
+from scaling.lm.config import ModelConfig  # noqa: E402
+from scaling.lm.model import (build, count_params, flops_per_token, init_params, padded_vocab,  # noqa: E402
                            total_params)
 
 BYTE_VOCAB = 257

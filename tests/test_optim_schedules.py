@@ -10,8 +10,8 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import pytest  # noqa: E402
 
-from scaling import ewa, optim  # noqa: E402
-from scaling.config import TrainConfig  # noqa: E402
+from scaling.lm import ewa, optim  # noqa: E402
+from scaling.lm.config import TrainConfig  # noqa: E402
 
 SEQ = 8  # tokens per step = batch 1 x seq 8
 

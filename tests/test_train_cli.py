@@ -57,7 +57,7 @@ def test_cli_trains_into_default_run_dir(cfg, tmp_path, monkeypatch, capsys):
     assert main(["train", str(cfg), "--quiet", "--json"]) == 0
     import json
 
-    from scaling.config import TrainConfig, config_hash
+    from scaling.lm.config import TrainConfig, config_hash
     summary = json.loads(capsys.readouterr().out)
     run_dir = tmp_path / "runs" / "train" / config_hash(TrainConfig.from_dict(tiny_spec(steps=20)))
     assert summary["status"] == "done" and (run_dir / "status").read_text().strip() == "done"

@@ -13,9 +13,9 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from scaling import rundir  # noqa: E402
-from scaling.config import TrainConfig  # noqa: E402
+from scaling.lm.config import TrainConfig  # noqa: E402
 from scaling.target import crossing_step  # noqa: E402
-from scaling.train import train  # noqa: E402
+from scaling.lm.train import train  # noqa: E402
 from train_helpers import tiny_spec  # noqa: E402
 
 TIMING_KEYS = ("tokens_per_s",)

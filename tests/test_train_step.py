@@ -13,9 +13,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from scaling import optim, parallel, train as train_lib  # noqa: E402
-from scaling.config import TrainConfig  # noqa: E402
-from scaling.model import build  # noqa: E402
+from scaling.lm import mesh as parallel, optim, train as train_lib  # noqa: E402
+from scaling.lm.config import TrainConfig  # noqa: E402
+from scaling.lm.model import build  # noqa: E402
 
 BYTE_VOCAB = 257
 B, L = 16, 32
@@ -99,8 +99,8 @@ def test_hyperparameters_are_traced_not_recompiled(setup, steps):
 FOUR_DEVICE_SCRIPT = textwrap.dedent("""
     import json, sys
     import jax
-    from scaling.config import TrainConfig
-    from scaling.train import train
+    from scaling.lm.config import TrainConfig
+    from scaling.lm.train import train
     assert jax.device_count() == 4, jax.devices()
     config = TrainConfig.from_dict(json.loads(sys.argv[1]))
     summary = train(config, sys.argv[2])

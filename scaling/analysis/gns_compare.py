@@ -1,6 +1,6 @@
 """The gradient noise scale B_simple against the sweep's measured B_noise and CBS, per group.
 
-B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018, App. A; ``scaling.gns``) is logged by runs
+B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018, App. A; ``scaling.lm.gns``) is logged by runs
 with ``gns: true`` and reaches the steps table as the optional column ``b_simple`` (the value
 at the run's target crossing). Per (params, tokens) group of a ``scaling cbs`` result this
 module takes the median B_simple over the group's runs at the reference batch B_ref (or over

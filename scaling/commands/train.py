@@ -1,5 +1,5 @@
 """``scaling train CONFIG.yaml [--set key=value ...] [--out RUN_DIR]``: one training run
-(mirrors ``scaling.train.train(load_config(CONFIG, overrides), run_dir)``)."""
+(mirrors ``scaling.lm.train.train(load_config(CONFIG, overrides), run_dir)``)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ def add_arguments(p) -> None:
 
 def load_config(path, overrides: Sequence[str] = ()):
     """TrainConfig from a YAML file plus ``key=value`` overrides; ScalingError on bad input."""
-    from scaling.config import TrainConfig
-    from scaling.configs import apply_overrides, load_yaml
+    from scaling.lm.config import TrainConfig
+    from scaling.config_io import apply_overrides, load_yaml
     from scaling.errors import ScalingError
 
     data = load_yaml(path)
@@ -35,13 +35,13 @@ def load_config(path, overrides: Sequence[str] = ()):
 def run(args) -> int:
     import sys
 
-    from scaling.config import config_hash
+    from scaling.lm.config import config_hash
     from scaling.store import to_json
 
     config = load_config(args.config, args.overrides)  # bad input: exit 2 before JAX is imported
     run_dir = Path(args.out) if args.out else DEFAULT_RUNS / config_hash(config)
 
-    from scaling.train import train
+    from scaling.lm.train import train
 
     summary = train(config, run_dir, progress=not args.quiet)
     if args.json:

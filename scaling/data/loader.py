@@ -148,38 +148,3 @@ def validation_batch(dataset_tokens_val: np.ndarray, *, seq_len: int, max_tokens
         raise ScalingError(f"validation set too small: {np.asarray(dataset_tokens_val).size} tokens, "
                            f"max_tokens {max_tokens}, seq_len {seq_len} give no sequence")
     return np.ascontiguousarray(windows[:n], dtype=np.int32)
-
-
-DATA_AXIS = "data"
-
-
-def data_mesh():
-    """A 1-D ("data",) mesh over every device (= jax.local_devices() on one host)."""
-    import jax
-    from jax.sharding import Mesh
-
-    return Mesh(np.array(jax.devices()), (DATA_AXIS,))
-
-
-def shard_batch(batch: np.ndarray, mesh_or_sharding=None):
-    """Place a global batch across devices along axis 0 (data parallel).
-
-    One process: ``jax.device_put`` with ``NamedSharding(mesh, P("data"))``. Several processes:
-    every process builds the same global batch (the loader is deterministic) and contributes
-    its own rows through ``jax.make_array_from_process_local_data``.
-    """
-    import jax
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-
-    if mesh_or_sharding is None:
-        mesh_or_sharding = data_mesh()
-    sharding = (NamedSharding(mesh_or_sharding, P(DATA_AXIS)) if isinstance(mesh_or_sharding, Mesh)
-                else mesh_or_sharding)
-    n_dev = len(sharding.mesh.devices.flat) if hasattr(sharding, "mesh") else len(jax.devices())
-    if batch.shape[0] % n_dev:
-        raise ScalingError(f"batch size {batch.shape[0]} is not divisible by the {n_dev} devices")
-    if jax.process_count() == 1:
-        return jax.device_put(batch, sharding)
-    per = batch.shape[0] // jax.process_count()
-    local = batch[jax.process_index() * per:(jax.process_index() + 1) * per]
-    return jax.make_array_from_process_local_data(sharding, local, batch.shape)

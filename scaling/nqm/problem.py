@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling.configs import require
+from scaling.config_io import require
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from scaling.configs import load_yaml
+from scaling.config_io import load_yaml
 from scaling.errors import ScalingError
 
 DEFINITION1 = "definition1"  # Zhang et al. 2024, Definition 1

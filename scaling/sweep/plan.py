@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-from scaling.configs import identity_dict, set_dotted
+from scaling.config_io import identity_dict, set_dotted
 from scaling.errors import ScalingError
 from scaling.sweep.grid import DEFINITION1, WARMUP_KEY, Grid
 

@@ -7,7 +7,7 @@ tuning grid, Zhang et al. 2024), ``lr_edge`` (``low``/``high`` when that lr is t
 smallest/largest: the optimum may lie outside, widen the grid), ``model``, ``phase``,
 ``run_id``, ``reason``; last the optional gradient-noise-scale columns ``b_simple`` (the run's
 B_simple at its target crossing) and ``b_simple_mean`` (its average over training), in
-sequences, from summary.json (``scaling.gns.summarize``), empty when the run did not measure it.
+sequences, from summary.json (``scaling.noise_scale.summarize``), empty when the run did not measure it.
 
 ``steps`` is the interpolated crossing of L* (``scaling.target.crossing_step``). Reference
 runs (B_ref, trained for D tokens with no target) get theirs from their own eval curve; a
@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 
 from scaling import rundir
+from scaling.noise_scale import summarize
 from scaling.store import atomic_write_text
 from scaling.sweep.records import find_sweeps, read_sweep
 from scaling.target import crossing_step
@@ -48,13 +49,11 @@ def reference_steps(run_dir: Path, summary: dict, target: float):
 def reference_b_simple(run_dir: Path, step: float):
     """A reference run's logged B_simple interpolated at its own crossing ``step`` (its summary has
     no target, so no ``b_simple_at_target``); None when the run did not measure it."""
-    from scaling import gns  # jax: imported only when a run measured the noise scale
-
     logged = [(r["step"], r["gns_b_simple"]) for r in rundir.read_metrics(run_dir)
               if "gns_b_simple" in r and r.get("step") is not None]
     if not logged:
         return None
-    return gns.summarize([a for a, _ in logged], [b for _, b in logged], step)["b_simple_at_target"]
+    return summarize([a for a, _ in logged], [b for _, b in logged], step)["b_simple_at_target"]
 
 
 def _row(rec, group_targets: dict) -> dict:

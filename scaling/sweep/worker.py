@@ -13,7 +13,7 @@ Interrupted runs (no status marker) resume from their checkpoint in the run dire
 
 Runs together (grid ``together: true``, the default, for workloads with ``run_many``): a worker
 that claims a run also claims the unclaimed runs of its group, phase and batch size that share
-its shapes (``together_key``) and trains them as one vmapped program (``scaling.multirun``):
+its shapes (``together_key``) and trains them as one vmapped program (``scaling.lm.many``):
 the reference lr x seed grid runs to D; a chase batch size's lr grid (per seed) races to the
 target and stops when the first lr reaches it (S(B) is the minimum over the grid). Records are
 the same as for separate runs, except that the outpaced runs are ``censored`` early.

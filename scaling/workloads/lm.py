@@ -1,6 +1,6 @@
 """The language-model trainer as a sweep workload (``workload: lm`` in a grid file).
 
-One run = ``scaling.train.train(TrainConfig, run_dir)``: an OLMo-style transformer trained on
+One run = ``scaling.lm.train.train(TrainConfig, run_dir)``: an OLMo-style transformer trained on
 D tokens at one batch size and set of hyperparameters, evaluated on a dense schedule, with
 the steps to the target loss interpolated between the bracketing evaluations.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from scaling.config import TrainConfig
-from scaling.configs import to_dict
+from scaling.lm.config import TrainConfig
+from scaling.config_io import to_dict
 
 
 class LMWorkload:
@@ -36,19 +36,19 @@ class LMWorkload:
         return config.data.tokens
 
     def run(self, config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict:
-        from scaling.train import train  # JAX is imported only when a run starts
+        from scaling.lm.train import train  # JAX is imported only when a run starts
 
         return train(config, run_dir, progress=progress)
 
     def together_key(self, config: TrainConfig) -> tuple:
         """Runs with equal keys share every shape and can be trained as one program
-        (``scaling.multirun.SHARED_FIELDS``)."""
-        from scaling.multirun import shared_key
+        (``scaling.lm.many.SHARED_FIELDS``)."""
+        from scaling.lm.many import shared_key
 
         return shared_key(config)
 
     def run_many(self, configs: list, run_dirs: list, *, race: bool = False, progress: bool = False) -> list:
-        """K runs as one vmapped program (``scaling.multirun.train_many``); summaries in order."""
-        from scaling.multirun import train_many
+        """K runs as one vmapped program (``scaling.lm.many.train_many``); summaries in order."""
+        from scaling.lm.many import train_many
 
         return train_many(configs, run_dirs, race=race)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
-from scaling.configs import from_dict, require, to_dict
+from scaling.config_io import from_dict, require, to_dict
 from scaling.rundir import METRICS, append_metrics, finish, write_config
 
 

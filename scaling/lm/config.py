@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from scaling.configs import from_dict, identity_dict, require, to_dict
+from scaling.config_io import from_dict, identity_dict, require, to_dict
 
 
 def decay_from_half_life(half_life_tokens: float, tokens_per_step: int) -> float:
@@ -163,11 +163,11 @@ class TrainConfig:
     target_loss: Optional[float] = None  # L*; the eval loss to reach (EWA loss when EWA is on)
     stop_at_target: bool = True
     log_every: int = 10  # steps between train-loss rows in metrics.jsonl
-    checkpoint_every_tokens: Optional[int] = None  # None: by wall time (scaling.train.CHECKPOINT_INTERVAL_S)
+    checkpoint_every_tokens: Optional[int] = None  # None: by wall time (scaling.lm.train.CHECKPOINT_INTERVAL_S)
     gns: bool = False  # log the gradient noise scale (McCandlish et al. 2018)
     # Without accumulation (one microbatch per step) the noise scale needs a second batch size:
     # every `gns_every` steps the step also takes the gradients of `gns_split` equal parts of its
-    # batch (scaling.gns.split_batch_stats; ~one extra forward+backward on those steps only).
+    # batch (scaling.lm.gns.split_batch_stats; ~one extra forward+backward on those steps only).
     gns_every: int = 10  # steps between split-batch measurements (cadence); ignored with microbatches
     gns_split: int = 4  # parts the batch is split into on measured steps (B_small = batch_size/gns_split)
 

@@ -3,7 +3,7 @@
 The loop reads top to bottom (nanodo's ``train_and_evaluate``): open the data, build the model,
 fetch the compiled step for these shapes, restore the latest checkpoint if any, then for each
 step dispatch the update and only *then* pull the previous step's metrics to the host, so the
-device never waits for Python. Evaluations follow ``scaling.evaluation.eval_steps``; the
+device never waits for Python. Evaluations follow ``scaling.lm.evaluation.eval_steps``; the
 target crossing is interpolated with ``scaling.target.crossing_step`` on the EWA loss when EWA
 is on (the paper's protocol), on the raw loss otherwise.
 
@@ -33,14 +33,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from scaling import ewa as ewa_lib
-from scaling import gns as gns_lib
-from scaling import optim, parallel, rundir
-from scaling.checkpoint import Checkpointer
-from scaling.config import TrainConfig, config_hash
+from scaling.lm import ewa as ewa_lib
+from scaling.lm import gns as gns_lib
+from scaling import rundir
+from scaling.lm import mesh as parallel, optim
+from scaling.lm.checkpoint import Checkpointer
+from scaling.lm.config import TrainConfig, config_hash
 from scaling.errors import ScalingError
-from scaling.evaluation import chunk_validation, eval_row, eval_steps, make_eval
-from scaling.model import Transformer, build, count_params, flops_per_token, init_params
+from scaling.noise_scale import summarize
+from scaling.lm.evaluation import chunk_validation, eval_row, eval_steps, make_eval
+from scaling.lm.model import Transformer, build, count_params, flops_per_token, init_params
 from scaling.store import truncate_jsonl
 from scaling.target import crossing_step
 
@@ -62,7 +64,7 @@ class TrainState:
     opt_state: Any
     ewa: Any  # stacked [n_ewa, ...] averages, or ()
     rng: jax.Array  # uint32 key data, for any randomness a step may need
-    gns_ema: gns_lib.EMAState  # EMAs of |G|^2 and tr(Sigma) (scaling.gns); untouched when gns is off
+    gns_ema: gns_lib.EMAState  # EMAs of |G|^2 and tr(Sigma) (scaling.lm.gns); untouched when gns is off
 
 
 class Compiled(NamedTuple):
@@ -89,7 +91,7 @@ def gradients(model, params, batch_BxL1, *, n_micro: int, gns: bool, micro_shard
     the device split of the global batch. The mean of equal-size microbatch means equals the
     big-batch mean, so accumulation changes nothing but memory. The summed |g_micro|^2 (raw,
     pre-clip, fp32) is the small-batch statistic of the gradient noise scale (McCandlish et al.
-    2018, App. A; ``scaling.gns.from_sq_norms``); 0 unless ``gns``. Each microbatch gradient passes
+    2018, App. A; ``scaling.lm.gns.from_sq_norms``); 0 unless ``gns``. Each microbatch gradient passes
     through ``gns.isolate`` whether or not ``gns`` is on, so the measurement never changes the
     gradient's rounding: the trajectory is bit-identical with it on or off.
     """
@@ -120,7 +122,7 @@ def split_measurement(model, params, batch_BxL1, ema: gns_lib.EMAState, *, k: in
 
     For steps with one microbatch (McCandlish et al. 2018, App. A needs two batch sizes): the
     batch is split into ``k`` groups of B/k rows, group j holding rows j, j + k, j + 2k, ... (the
-    microbatch layout of ``gradients``), and ``scaling.gns.split_batch_stats`` takes each group's
+    microbatch layout of ``gradients``), and ``scaling.lm.gns.split_batch_stats`` takes each group's
     gradient in a sequential scan. The gradients feed only the statistics, never the update.
     """
     b_small = batch_BxL1.shape[0] // k
@@ -138,7 +140,7 @@ def train_step(state: TrainState, batch_BxL1: jax.Array, hp: dict, *, model: Tra
 
     With ``gns`` the step also updates the EMAs of the unbiased |G|^2 and tr(Sigma) estimates from
     the microbatch (B_small) and batch (B_big) gradients (McCandlish et al. 2018, App. A; see
-    ``scaling.gns``) and reports ``gns_g2``, ``gns_trace``, ``gns_b_simple`` (in sequences) next to
+    ``scaling.lm.gns``) and reports ``gns_g2``, ``gns_trace``, ``gns_b_simple`` (in sequences) next to
     the raw ``grad_sq`` (|G_big|^2) and ``grad_sq_micro`` (mean |G_small|^2).
 
     With one microbatch (``n_micro == 1``) there is no small batch in the step, so on steps where
@@ -149,7 +151,7 @@ def train_step(state: TrainState, batch_BxL1: jax.Array, hp: dict, *, model: Tra
     gradients: the trajectory is bit-identical with ``gns`` on or off. ``measure`` (static) takes
     that decision out of the program (True: measure, False: skip): under ``vmap`` the step is
     batched, so a ``lax.cond`` on it would become a select that pays for the measurement every
-    step; ``scaling.multirun`` compiles both variants and picks one per step on the host.
+    step; ``scaling.lm.many`` compiles both variants and picks one per step on the host.
     """
     loss, grads, sq_sum = gradients(model, state.params, batch_BxL1, n_micro=n_micro, gns=gns,
                                     micro_sharding=micro_sharding)
@@ -263,12 +265,12 @@ def gns_method(config: TrainConfig, micro: int) -> Optional[str]:
 
 
 def gns_summary(config: TrainConfig, rows: list, reached: Optional[float]) -> dict:
-    """summary.json's B_simple reductions (``scaling.gns.summarize``) from the metrics rows; all
+    """summary.json's B_simple reductions (``scaling.noise_scale.summarize``) from the metrics rows; all
     None when the measurement is off."""
     if not config.gns:
         return {k: None for k in GNS_SUMMARY_KEYS}
     logged = [(r["step"], r.get("gns_b_simple")) for r in rows if "gns_b_simple" in r and "step" in r]
-    out = gns_lib.summarize([s for s, _ in logged], [v for _, v in logged], reached, batch_size=config.batch_size)
+    out = summarize([s for s, _ in logged], [v for _, v in logged], reached, batch_size=config.batch_size)
     return {k: out[k] for k in GNS_SUMMARY_KEYS}
 
 
@@ -322,7 +324,8 @@ def train(config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict
         return done
 
     from scaling.data.dataset import open_dataset
-    from scaling.data.loader import BatchLoader, shard_batch, validation_batch
+    from scaling.data.loader import BatchLoader, validation_batch
+    from scaling.lm.mesh import shard_batch
 
     parallel.maybe_initialize_distributed()
     mesh = parallel.data_mesh()

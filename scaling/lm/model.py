@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from scaling.config import ModelConfig
+from scaling.lm.config import ModelConfig
 
 ROPE_THETA = 10_000.0  # rotary base frequency (Su et al. 2021)
 NORM_EPS = 1e-6

@@ -1,4 +1,4 @@
-"""K runs trained as one vmapped program (scaling.multirun) against K separate ``train`` runs."""
+"""K runs trained as one vmapped program (scaling.lm.many) against K separate ``train`` runs."""
 
 import math
 import os
@@ -8,10 +8,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import pytest  # noqa: E402
 
 from scaling import rundir  # noqa: E402
-from scaling.config import TrainConfig  # noqa: E402
+from scaling.lm.config import TrainConfig  # noqa: E402
 from scaling.errors import ScalingError  # noqa: E402
-from scaling.multirun import train_many  # noqa: E402
-from scaling.train import train  # noqa: E402
+from scaling.lm.many import train_many  # noqa: E402
+from scaling.lm.train import train  # noqa: E402
 from train_helpers import tiny_spec  # noqa: E402
 
 STEPS = 24  # short: float32 reduction-order differences grow with training (chaotic at high lr)

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from scaling.config import TrainConfig
+from scaling.lm.config import TrainConfig
 
 SCHEDULES = ("constant", "cosine", "wsd")
 

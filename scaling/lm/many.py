@@ -1,11 +1,11 @@
 """K runs that share every shape, trained as one compiled program: ``train_many(configs, run_dirs)``.
 
-The step of ``scaling.train`` is a pure function of (state, batch, hparams) with every number a
+The step of ``scaling.lm.train`` is a pure function of (state, batch, hparams) with every number a
 sweep varies in the traced ``hparams``; ``jax.vmap`` over a stacked state and stacked hparams
 turns K such runs (a learning-rate grid, seeds, betas, EWA decays, targets at one batch size)
 into one program whose matrix products are K times larger, which fills an accelerator that one
 small run leaves idle. Each run keeps its own parameters, optimizer state, EWA averages, target
-detection and run directory; the records have the format ``scaling.train.train`` writes, and the
+detection and run directory; the records have the format ``scaling.lm.train.train`` writes, and the
 losses equal those of K separate runs up to floating-point reduction order.
 
 Data: runs with one ``data.seed`` read one batch stream, broadcast to all runs (``in_axes=None``);
@@ -33,13 +33,14 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from scaling import optim, parallel, rundir
-from scaling.config import TrainConfig, config_hash
+from scaling import rundir
+from scaling.lm import mesh as parallel, optim
+from scaling.lm.config import TrainConfig, config_hash
 from scaling.errors import ScalingError
-from scaling.evaluation import chunk_validation, eval_row, eval_steps, make_eval
-from scaling.model import build, count_params
+from scaling.lm.evaluation import chunk_validation, eval_row, eval_steps, make_eval
+from scaling.lm.model import build, count_params
 from scaling.target import crossing_step
-from scaling.train import (FLUSH_ROWS, WORKLOAD, _finite, _summary, check_config, check_gns, enable_compilation_cache,
+from scaling.lm.train import (FLUSH_ROWS, WORKLOAD, _finite, _summary, check_config, check_gns, enable_compilation_cache,
                            eval_metric_name, gns_summary, init_state, microbatch_size, run_info, train_step)
 
 # Fields that fix the compiled program's shapes or the eval/record schedule: all runs must agree.
@@ -241,7 +242,8 @@ def train_many(configs: list[TrainConfig], run_dirs: list[Path], *, race: bool =
 
 def _train_together(configs: list[TrainConfig], run_dirs: list[Path], race: bool = False) -> list[dict]:
     from scaling.data.dataset import open_dataset
-    from scaling.data.loader import DATA_AXIS, BatchLoader, validation_batch
+    from scaling.data.loader import BatchLoader, validation_batch
+    from scaling.lm.mesh import DATA_AXIS
 
     parallel.maybe_initialize_distributed()
     mesh = parallel.data_mesh()

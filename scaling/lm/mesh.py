@@ -1,6 +1,6 @@
 """Data parallelism over every device with ``jax.sharding``; multi-host via ``jax.distributed``.
 
-One 1-D mesh with axis "data" (``scaling.data.loader.data_mesh``) over all devices: batches
+One 1-D mesh with axis "data" (``data_mesh``) over all devices: batches
 are split along their first axis, parameters / optimizer state / EWA are replicated, and XLA
 inserts the gradient all-reduce. The global batch size (sequences) never depends on the
 device count; it must only be divisible by it (and so must the microbatch).
@@ -16,10 +16,39 @@ from __future__ import annotations
 import os
 
 import jax
+import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from scaling.data.loader import DATA_AXIS, data_mesh, shard_batch  # noqa: F401  (re-exported)
 from scaling.errors import ScalingError
+
+DATA_AXIS = "data"
+
+
+def data_mesh():
+    """A 1-D ("data",) mesh over every device (= jax.local_devices() on one host)."""
+    return Mesh(np.array(jax.devices()), (DATA_AXIS,))
+
+
+def shard_batch(batch: np.ndarray, mesh_or_sharding=None):
+    """Place a global batch across devices along axis 0 (data parallel).
+
+    One process: ``jax.device_put`` with ``NamedSharding(mesh, P("data"))``. Several processes:
+    every process builds the same global batch (the loader is deterministic) and contributes
+    its own rows through ``jax.make_array_from_process_local_data``.
+    """
+    if mesh_or_sharding is None:
+        mesh_or_sharding = data_mesh()
+    sharding = (NamedSharding(mesh_or_sharding, P(DATA_AXIS)) if isinstance(mesh_or_sharding, Mesh)
+                else mesh_or_sharding)
+    n_dev = len(sharding.mesh.devices.flat) if hasattr(sharding, "mesh") else len(jax.devices())
+    if batch.shape[0] % n_dev:
+        raise ScalingError(f"batch size {batch.shape[0]} is not divisible by the {n_dev} devices")
+    if jax.process_count() == 1:
+        return jax.device_put(batch, sharding)
+    per = batch.shape[0] // jax.process_count()
+    local = batch[jax.process_index() * per:(jax.process_index() + 1) * per]
+    return jax.make_array_from_process_local_data(sharding, local, batch.shape)
+
 
 ENV_DISTRIBUTED = "SCALING_DISTRIBUTED"
 ENV_COORDINATOR = "SCALING_COORDINATOR"

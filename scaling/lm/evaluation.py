@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from scaling import ewa as ewa_lib
-from scaling.config import EvalConfig
+from scaling.lm import ewa as ewa_lib
+from scaling.lm.config import EvalConfig
 
 
 def eval_steps(total_steps: int, tokens_per_step: int, config: EvalConfig) -> list[int]:
