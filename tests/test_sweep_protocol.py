@@ -12,7 +12,7 @@ from scaling.cli import main
 from scaling.nqm import NQM, Optimizer, exact_sweep
 from scaling.store import read_json
 from scaling.sweep import expand, load_grid, run_sweep, status, steps_rows, write_steps_csv
-from scaling.sweep.protocol import Sweep
+from scaling.sweep.protocol import SweepState
 from scaling.sweep.worker import WorkerOptions, work
 from scaling.workloads.nqm import NQMWorkload
 from sweep_helpers import NQM_GRID, check_exactly_once, check_records_intact, events, write_grid
@@ -128,7 +128,7 @@ class CrashingNQM(NQMWorkload):
 
 def test_failures_are_isolated_and_retried_next_time(tmp_path):
     grid = load_grid(write_grid(tmp_path / "g.yaml", tokens=[1024], lrs=[0.1, 0.4, 3.0]))
-    sweep = Sweep(expand(grid, CrashingNQM()), CrashingNQM(), tmp_path / "o")
+    sweep = SweepState(expand(grid, CrashingNQM()), CrashingNQM(), tmp_path / "o")
     counts = work(sweep, WorkerOptions(quiet=True, poll_s=0.05))
     assert counts["failed"] == 3 and counts["ran"] == 21  # B=16 x 3 lrs failed; the rest ran
     rows = steps_rows(tmp_path / "o")
@@ -140,7 +140,7 @@ def test_failures_are_isolated_and_retried_next_time(tmp_path):
     assert len(err) == 3 and "RuntimeError" in (err[0] / "error.txt").read_text()
     # the same worker does not retry; a later invocation (the rerun) does, with the real workload
     assert work(sweep, WorkerOptions(quiet=True, poll_s=0.05, started=0.0))["ran"] == 0
-    fixed = Sweep(expand(grid, NQMWorkload()), NQMWorkload(), tmp_path / "o")
+    fixed = SweepState(expand(grid, NQMWorkload()), NQMWorkload(), tmp_path / "o")
     counts = work(fixed, WorkerOptions(quiet=True, poll_s=0.05))
     assert counts["ran"] == 3 and counts.get("failed", 0) == 0
     assert not any(r["status"] == "failed" for r in steps_rows(tmp_path / "o"))

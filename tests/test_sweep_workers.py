@@ -12,7 +12,7 @@ import pytest
 from scaling import rundir
 from scaling.sweep import expand, load_grid
 from scaling.sweep.locks import live_claims, read_lock, try_claim
-from scaling.sweep.protocol import Sweep
+from scaling.sweep.protocol import SweepState
 from scaling.sweep.worker import WorkerOptions, work
 from scaling.workloads.nqm import NQMWorkload
 from sweep_helpers import check_exactly_once, check_records_intact, env, events, run_dirs, scaling_cmd, write_grid
@@ -21,7 +21,7 @@ FAST_LOCKS = ["--heartbeat", "0.2", "--stale-after", "2", "--poll", "0.1", "--qu
 
 
 def _expected_ids(grid, out):
-    sweep = Sweep(expand(load_grid(grid), NQMWorkload()), NQMWorkload(), out)
+    sweep = SweepState(expand(load_grid(grid), NQMWorkload()), NQMWorkload(), out)
     known, waiting = sweep.known_runs()
     assert not waiting
     return {r.run_id for r in known}
@@ -84,7 +84,7 @@ def test_superseded_owner_notices(tmp_path):
 def test_worker_reclaims_stale_lock_of_a_run(tmp_path):
     grid = write_grid(tmp_path / "g.yaml", tokens=[1024], batch_sizes=[4, 8], lrs=[0.1, 0.2])
     out = tmp_path / "o"
-    sweep = Sweep(expand(load_grid(grid), NQMWorkload()), NQMWorkload(), out)
+    sweep = SweepState(expand(load_grid(grid), NQMWorkload()), NQMWorkload(), out)
     ref = sweep.known_runs()[0][0]
     stale_after = 1.5
     path = _foreign_lock(out / "locks", ref.run_id, age_s=0)  # a fresh claim by a crashed machine

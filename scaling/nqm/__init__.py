@@ -18,8 +18,8 @@ from scaling.nqm.cbs import DEFAULT_OVERHEAD, CurveCBS, cbs_from_curve
 from scaling.nqm.problem import NQM, Optimizer
 from scaling.nqm.recursion import eval_steps, expected_loss, second_moments
 from scaling.nqm.sampled import sampled_loss
-from scaling.nqm.sweep import SweepResult, exact_sweep, lr_grid, reference_target, schedule
+from scaling.nqm.sweep import ExactSweep, exact_sweep, lr_grid, reference_target, schedule
 
 __all__ = ["NQM", "Optimizer", "expected_loss", "second_moments", "eval_steps", "sampled_loss",
-           "CurveCBS", "cbs_from_curve", "DEFAULT_OVERHEAD", "SweepResult", "exact_sweep",
+           "CurveCBS", "cbs_from_curve", "DEFAULT_OVERHEAD", "ExactSweep", "exact_sweep",
            "lr_grid", "reference_target", "schedule"]

@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from scaling.nqm.problem import NQM, Optimizer
-from scaling.nqm.sweep import SweepResult, exact_sweep, lr_grid
+from scaling.nqm.sweep import ExactSweep, exact_sweep, lr_grid
 from scaling.store import atomic_write_json, atomic_write_text
 
 STEPS_COLUMNS = ("params", "tokens", "batch_size", "steps", "seq_len", "lr", "seed", "target_loss", "status")
@@ -55,7 +55,7 @@ class Case:
 
 def cbs_vs_data(problem: NQM, optimizer: Optimizer, budgets: Sequence[int], batch_sizes: Sequence[int],
                 reference_batch: int, *, lrs: Optional[Sequence[float]] = None, refine: int = STUDY_REFINE,
-                cap_factor: float = STUDY_CAP_FACTOR) -> list[SweepResult]:
+                cap_factor: float = STUDY_CAP_FACTOR) -> list[ExactSweep]:
     """One exact sweep per budget D (Definition-1 target at each D)."""
     if lrs is None:
         lrs = lr_grid(problem, optimizer, STUDY_LR_POINTS_PER_DECADE, STUDY_LR_DECADES)
@@ -63,7 +63,7 @@ def cbs_vs_data(problem: NQM, optimizer: Optimizer, budgets: Sequence[int], batc
                         cap_factor=cap_factor) for d in budgets]
 
 
-def steps_csv(results: Sequence[SweepResult]) -> str:
+def steps_csv(results: Sequence[ExactSweep]) -> str:
     """A steps table (DESIGN.md columns) holding every finite S(B) of ``results``."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=STEPS_COLUMNS, lineterminator="\n")

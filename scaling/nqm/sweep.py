@@ -58,7 +58,7 @@ def schedule(batch_size: int, budget: int, cap: Optional[int] = None,
 
 
 @dataclass(frozen=True)
-class SweepResult:
+class ExactSweep:
     """S(B) over a grid: ``steps[b, l]`` is the crossing step at batch b and grid lr l (NaN: none).
 
     ``tuned_steps[b]`` / ``tuned_lr[b]`` are the best over the grid and any zoomed-in lrs
@@ -144,7 +144,7 @@ def reference_target(problem: NQM, optimizer: Optimizer, lrs: Sequence[float], b
 def exact_sweep(problem: NQM, optimizer: Optimizer, batch_sizes: Sequence[int], lrs: Sequence[float],
                 budget: int, reference_batch: int, *, target: Optional[float] = None,
                 cap_factor: float = DEFAULT_CAP_FACTOR, per_octave: int = DEFAULT_PER_OCTAVE,
-                refine: int = 0) -> SweepResult:
+                refine: int = 0) -> ExactSweep:
     """S(B) at every (B, lr) from the exact recursion; the target is Definition 1's unless given.
 
     ``refine`` > 0 zooms the lr in that many times per batch size (and for the target), which
@@ -170,7 +170,7 @@ def exact_sweep(problem: NQM, optimizer: Optimizer, batch_sizes: Sequence[int], 
 
         steps[i] = crossings(lrs)
         tuned_lr[i], tuned_steps[i] = _tune(crossings, lrs, steps[i], refine)
-    return SweepResult(problem, optimizer, batch_sizes, lrs, budget, reference_batch, float(target), steps,
+    return ExactSweep(problem, optimizer, batch_sizes, lrs, budget, reference_batch, float(target), steps,
                        tuned_steps, tuned_lr)
 
 

@@ -36,7 +36,7 @@ MAX_TRIED = 64        # sweeps examined before a figure gives up
 
 
 @dataclass(frozen=True)
-class Sweep:
+class SweepSource:
     """One sweep directory under runs/."""
 
     name: str
@@ -105,7 +105,7 @@ def _grid(runs_dir: Path, top: str) -> dict:
     return d if isinstance(d, dict) else {}
 
 
-def _sweep_at(runs_dir: Path, path: Path) -> Optional[Sweep]:
+def _sweep_at(runs_dir: Path, path: Path) -> Optional[SweepSource]:
     steps = path / STEPS_FILE
     runs = tuple(sorted(p for p in path.iterdir() if p.is_dir() and _is_run_dir(p)))
     if not steps.is_file() and not runs:
@@ -124,11 +124,11 @@ def _sweep_at(runs_dir: Path, path: Path) -> Optional[Sweep]:
         if ref is None and study.is_file():
             ref = (_read_json(study) or {}).get("reference_batch")
     ref = float(ref) if isinstance(ref, (int, float)) and ref > 0 else None
-    return Sweep(name=name, path=path, steps_csv=steps if steps.is_file() else None, run_dirs=runs,
+    return SweepSource(name=name, path=path, steps_csv=steps if steps.is_file() else None, run_dirs=runs,
                  workload=workload, reference_batch=ref)
 
 
-def _order(s: Sweep) -> tuple:
+def _order(s: SweepSource) -> tuple:
     if s.name in PREFERRED_SWEEPS:
         return (0, PREFERRED_SWEEPS.index(s.name), s.name)
     pref = [i for i, p in enumerate(PREFERRED_SWEEPS) if s.name.startswith(p)]
@@ -189,12 +189,12 @@ def _table(path: str, mtime: float):
     return load_steps(path)
 
 
-def steps_table(s: Sweep):
+def steps_table(s: SweepSource):
     """The sweep's StepsTable (``load_steps`` of steps.csv, else of the run directories)."""
     return _table(*_source(s))
 
 
-def fit_files(s: Sweep, fits_dir) -> list:
+def fit_files(s: SweepSource, fits_dir) -> list:
     """(path, LawFit) of every fit file in fits_dir or the sweep dir fitted on this exact table."""
     from scaling.analysis import load_law
 
@@ -223,7 +223,7 @@ class CBSSettings:
     model: str
 
 
-def cbs_settings(s: Sweep, fits_dir) -> CBSSettings:
+def cbs_settings(s: SweepSource, fits_dir) -> CBSSettings:
     """Definition-1 settings: those of a fit file on this table, else the sweep's reference batch."""
     from scaling.analysis import DEFAULT_OVERHEAD
 
@@ -242,17 +242,17 @@ def _cbs(path: str, mtime: float, settings: CBSSettings):
                                 overhead=settings.overhead, model=settings.model)
 
 
-def _source(s: Sweep) -> tuple:
+def _source(s: SweepSource) -> tuple:
     src = s.steps_csv if s.steps_csv is not None else s.path
     return str(src), src.stat().st_mtime
 
 
-def cbs_result(s: Sweep, fits_dir):
+def cbs_result(s: SweepSource, fits_dir):
     """``critical_batch_sizes`` of the sweep's table with ``cbs_settings`` (cached)."""
     return _cbs(*_source(s), cbs_settings(s, fits_dir))
 
 
-def cbs_groups(s: Sweep, fits_dir, keys) -> tuple:
+def cbs_groups(s: SweepSource, fits_dir, keys) -> tuple:
     """(CBSResult, its GroupCBS for ``keys`` = [(params, tokens)], in that order)."""
     result = cbs_result(s, fits_dir)
     by = {(g.params, g.tokens): g for g in result.groups}
@@ -263,7 +263,7 @@ def keys(groups) -> list:
     return [(g.params, g.tokens) for g in groups]
 
 
-def law_for(s: Sweep, fits_dir, result, groups, against: str):
+def law_for(s: SweepSource, fits_dir, result, groups, against: str):
     """(LawFit, source) for ``groups``: a matching fit file if one was fitted on exactly these
     groups against ``against``, else ``fit_law`` on them here."""
     from scaling.analysis import fit_law
@@ -325,7 +325,7 @@ def _dig(d: dict, dotted: str):
     return d
 
 
-def runs_by(s: Sweep, label: Callable) -> dict:
+def runs_by(s: SweepSource, label: Callable) -> dict:
     """label(config dict) -> key or None; key -> steps-table records of the finished target runs."""
     from scaling import rundir
 

@@ -15,7 +15,7 @@ Nothing here imports JAX; the LM workload does, when a run starts.
 
 from scaling.sweep.grid import Grid, load_grid, parse_grid
 from scaling.sweep.plan import Plan, expand, run_id, token_cost
-from scaling.sweep.runner import SweepResult, open_sweep, run_sweep, run_worker
+from scaling.sweep.runner import SweepOutcome, open_sweep, run_sweep, run_worker
 from scaling.sweep.status import render as render_status
 from scaling.sweep.status import status
 from scaling.sweep.steps import steps_csv, steps_rows, write_steps_csv
@@ -25,6 +25,6 @@ from scaling.sweep.steps import steps_csv, steps_rows, write_steps_csv
 # the function even after ``import scaling.sweep.demo`` elsewhere (a lazy wrapper gets shadowed).
 from scaling.sweep.demo import demo  # noqa: E402
 
-__all__ = ["Grid", "load_grid", "parse_grid", "Plan", "expand", "run_id", "token_cost", "SweepResult",
+__all__ = ["Grid", "load_grid", "parse_grid", "Plan", "expand", "run_id", "token_cost", "SweepOutcome",
            "open_sweep", "run_sweep", "run_worker", "status", "render_status", "steps_rows", "steps_csv",
            "write_steps_csv", "demo"]

@@ -59,7 +59,7 @@ def deep_merge(a: Mapping, b: Mapping) -> dict:
 
 
 @dataclass(frozen=True)
-class Group:
+class PlanGroup:
     """One (model, D) pair: the unit that has one target loss and one S(B) curve."""
 
     key: str  # "<model>@D<tokens>"
@@ -89,10 +89,10 @@ class RunSpec:
 @dataclass(frozen=True)
 class Plan:
     grid: Grid
-    groups: tuple  # of Group
+    groups: tuple  # of PlanGroup
     runs: tuple  # of RunSpec
 
-    def group(self, key: str) -> Group:
+    def group(self, key: str) -> PlanGroup:
         return next(g for g in self.groups if g.key == key)
 
 
@@ -152,7 +152,7 @@ def expand(grid: Grid, workload) -> Plan:
             key = f"{m.name}@D{tokens}"
             if any(g.key == key for g in groups):
                 continue
-            groups.append(Group(key=key, model=m.name, params=params, tokens=tokens, explicit_target=explicit))
+            groups.append(PlanGroup(key=key, model=m.name, params=params, tokens=tokens, explicit_target=explicit))
             batches = sorted(set(grid.batch_sizes) | ({grid.reference_batch} if explicit is None else set()))
             cap = int(round(grid.max_tokens_factor * tokens))
             for b in batches:

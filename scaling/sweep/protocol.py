@@ -85,7 +85,7 @@ def definition1_target(summaries: list) -> tuple:
     return means[best], best, "definition1"
 
 
-class Sweep:
+class SweepState:
     """A plan bound to its directory: knows targets, run ids and statuses on disk."""
 
     def __init__(self, plan: Plan, workload, root: Path):

@@ -22,7 +22,7 @@ from scaling.errors import ScalingError
 from scaling.sweep import locks
 from scaling.sweep.grid import load_grid
 from scaling.sweep.plan import REFERENCE, Plan, expand, token_cost
-from scaling.sweep.protocol import Sweep
+from scaling.sweep.protocol import SweepState
 from scaling.sweep.worker import WorkerOptions, enable_compile_cache, work
 
 DEFAULT_RUNS_ROOT = "runs"
@@ -30,7 +30,7 @@ DEFAULT_COMPILE_CACHE = None  # None: the trainer's own ($SCALING_CACHE/jax or ~
 
 
 @dataclass(frozen=True)
-class SweepResult:
+class SweepOutcome:
     root: Path
     plan: Plan
     counts: dict  # what the workers of this invocation did (in-process only)
@@ -41,14 +41,14 @@ def sweep_dir(grid_name: str, out: "str | os.PathLike | None") -> Path:
     return Path(out) if out is not None else Path(DEFAULT_RUNS_ROOT) / grid_name
 
 
-def open_sweep(grid_path, out=None) -> Sweep:
+def open_sweep(grid_path, out=None) -> SweepState:
     """Load, validate and expand a grid file; bind it to its sweep directory."""
     from scaling.workloads import get_workload
 
     grid = load_grid(grid_path)
     workload = get_workload(grid.workload)
     plan = expand(grid, workload)
-    return Sweep(plan, workload, sweep_dir(grid.name, out))
+    return SweepState(plan, workload, sweep_dir(grid.name, out))
 
 
 def _fmt_tokens(n: float) -> str:
@@ -58,7 +58,7 @@ def _fmt_tokens(n: float) -> str:
     return f"{n:g}"
 
 
-def describe_plan(sweep: Sweep) -> str:
+def describe_plan(sweep: SweepState) -> str:
     """The dry-run text: every run (id where known) and the token cost."""
     plan = sweep.plan
     targets = sweep.targets(record=False)
@@ -101,7 +101,7 @@ def run_sweep(grid_path, workers: int = 1, dry_run: bool = False, out=None,
               heartbeat_s: float = locks.DEFAULT_HEARTBEAT_S,
               stale_after_s: float = locks.DEFAULT_STALE_AFTER_S, poll_s: float = 2.0,
               progress: bool = False, quiet: bool = False, max_runs: Optional[int] = None,
-              name: str = "", print_fn=print) -> SweepResult:
+              name: str = "", print_fn=print) -> SweepOutcome:
     """Run (or with ``dry_run`` describe) a sweep; returns what this invocation did."""
     if workers < 1:
         raise ScalingError(f"--workers must be >= 1, got {workers}")
@@ -111,7 +111,7 @@ def run_sweep(grid_path, workers: int = 1, dry_run: bool = False, out=None,
     sweep = open_sweep(grid_path, out)  # validates the whole grid before anything runs
     if dry_run:
         print_fn(describe_plan(sweep))
-        return SweepResult(sweep.root, sweep.plan, {})
+        return SweepOutcome(sweep.root, sweep.plan, {})
     sweep.root.mkdir(parents=True, exist_ok=True)
     sweep.targets()  # writes the manifest
     opts = WorkerOptions(name=name, heartbeat_s=heartbeat_s, stale_after_s=stale_after_s, poll_s=poll_s,
@@ -119,7 +119,7 @@ def run_sweep(grid_path, workers: int = 1, dry_run: bool = False, out=None,
     if workers == 1 and len(devices) <= 1:
         enable_compile_cache(compile_cache)
         counts = work(sweep, opts)
-        return SweepResult(sweep.root, sweep.plan, counts)
+        return SweepOutcome(sweep.root, sweep.plan, counts)
     procs = []
     workers = max(workers, len(devices))  # one worker per listed device
     for i in range(workers):
@@ -141,7 +141,7 @@ def run_sweep(grid_path, workers: int = 1, dry_run: bool = False, out=None,
             except subprocess.TimeoutExpired:
                 p.kill()
         raise
-    return SweepResult(sweep.root, sweep.plan, {}, codes)
+    return SweepOutcome(sweep.root, sweep.plan, {}, codes)
 
 
 def run_worker(grid_path, out=None, **kw) -> dict:

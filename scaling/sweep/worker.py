@@ -39,7 +39,7 @@ from scaling import rundir
 from scaling.sweep import locks
 from scaling.sweep.grid import AUTO
 from scaling.sweep.plan import REFERENCE
-from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, Sweep, reference_loss
+from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, SweepState, reference_loss
 from scaling.store import atomic_write_json, atomic_write_text
 
 DEFAULT_POLL_S = 2.0  # how often an idle worker looks for work that became available
@@ -91,7 +91,7 @@ def failure_reason(exc: BaseException) -> str:
     return f"crashed: {type(exc).__name__}: {text}"
 
 
-def _failure_summary(sweep: Sweep, run: Run, reason: str) -> dict:
+def _failure_summary(sweep: SweepState, run: Run, reason: str) -> dict:
     g = sweep.plan.group(run.spec.group)
     return {"status": "failed", "reason": reason, "target_loss": run.target, "steps_to_target": None,
             "params": g.params, "tokens": g.tokens, "batch_size": run.spec.batch_size,
@@ -99,7 +99,7 @@ def _failure_summary(sweep: Sweep, run: Run, reason: str) -> dict:
             "final_eval_loss_ewa": None, "eval_metric": None, "workload": sweep.workload.name}
 
 
-def execute(sweep: Sweep, run: Run, opts: WorkerOptions) -> dict:
+def execute(sweep: SweepState, run: Run, opts: WorkerOptions) -> dict:
     """Run one claimed run with failure isolation; returns its summary (always recorded)."""
     _prepare(sweep, run)  # a retried failure resumes from its checkpoint
     try:
@@ -118,7 +118,7 @@ def execute(sweep: Sweep, run: Run, opts: WorkerOptions) -> dict:
     return rundir.read_summary(run.run_dir) or summary
 
 
-def _prepare(sweep: Sweep, run: Run) -> None:
+def _prepare(sweep: SweepState, run: Run) -> None:
     if rundir.read_status(run.run_dir) is not None:
         rundir.clear_status(run.run_dir)  # a retried failure
     run.run_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +134,7 @@ def _prepare(sweep: Sweep, run: Run) -> None:
             "target_loss": run.target})
 
 
-def can_run_together(sweep: Sweep) -> bool:
+def can_run_together(sweep: SweepState) -> bool:
     """Grid ``together: true``, or ``auto`` (the default) on an accelerator: on a CPU backend the
     vmapped step of a small model is compute-bound and a group was 1.26x slower than its runs one
     after another (benchmarks/results/sweep_together_cpu.json)."""
@@ -153,7 +153,7 @@ def is_race(run: Run) -> bool:
     return run.target is not None and run.spec.phase != REFERENCE
 
 
-def mates_of(sweep: Sweep, run: Run, candidates: list) -> list:
+def mates_of(sweep: SweepState, run: Run, candidates: list) -> list:
     """The runs that can train with ``run`` as one program: same group, phase and batch size,
     same shapes (``together_key``), and for a race the same seed (S(B) is per seed)."""
     key = sweep.workload.together_key(run.config)
@@ -171,7 +171,7 @@ def mates_of(sweep: Sweep, run: Run, candidates: list) -> list:
     return out
 
 
-def execute_together(sweep: Sweep, runs: list, opts: WorkerOptions) -> list:
+def execute_together(sweep: SweepState, runs: list, opts: WorkerOptions) -> list:
     """Train claimed ``runs`` as one program; returns their summaries (always recorded)."""
     for run in runs:
         _prepare(sweep, run)
@@ -197,7 +197,7 @@ def execute_together(sweep: Sweep, runs: list, opts: WorkerOptions) -> list:
 CAP_REASON = "token cap"  # how a censored run's reason starts when it ran out of tokens (scaling.train)
 
 
-def implied_censored(sweep: Sweep, run: Run, known: list) -> Optional[str]:
+def implied_censored(sweep: SweepState, run: Run, known: list) -> Optional[str]:
     """Why ``run`` need not be trained, or None: a smaller batch size of its group (same seed),
     above B_ref (or above a batch size that reached the target), where every lr finished without
     reaching the target, at least one hit the token cap, and the lowest final loss there was not
@@ -241,7 +241,7 @@ def implied_censored(sweep: Sweep, run: Run, known: list) -> Optional[str]:
     return None
 
 
-def record_implied(sweep: Sweep, run: Run, reason: str) -> dict:
+def record_implied(sweep: SweepState, run: Run, reason: str) -> dict:
     _prepare(sweep, run)
     atomic_write_text(run.run_dir / rundir.METRICS, "")  # no training, no rows
     summary = dict(_failure_summary(sweep, run, reason), status="censored", implied=True)
@@ -277,7 +277,7 @@ def _describe(summary: dict) -> str:
     return f"{status}: {summary.get('reason', '')}"
 
 
-def work(sweep: Sweep, opts: Optional[WorkerOptions] = None) -> dict:
+def work(sweep: SweepState, opts: Optional[WorkerOptions] = None) -> dict:
     """The worker loop. Returns counts {"ran": n, "failed": n, ...} of what this worker did."""
     opts = opts or WorkerOptions()
     lock_dir = sweep.root / LOCKS
