@@ -30,6 +30,8 @@ COMMANDS = {
     "cbs": "cbs",
     "fit": "fit",
     "predict": "predict",
+    "optimum": "optimum",
+    "plan": "plan",
     "figs": "figs",
 }
 

@@ -112,7 +112,7 @@ def test_presets():
     k = predict_preset("kaplan2020", loss=3.0, seq_len=1024)
     assert k["cbs_tokens"] == pytest.approx(2.1e8 / 3.0 ** (1 / 0.21)) and k["cbs"] == pytest.approx(k["cbs_tokens"] / 1024)
     d = predict_preset("deepseek2024", params=1e9, tokens=2e10)
-    assert d["cbs_tokens"] == pytest.approx(0.2920 * (6 * 1e9 * 2e10) ** 0.3271)
+    assert d["b_opt_tokens"] == pytest.approx(0.2920 * (6 * 1e9 * 2e10) ** 0.3271) and "cbs" not in d
     assert predict_preset("zhang2024-chinchilla", params=1e12)["extrapolation"]["variables"]["params"]["factor"] \
         == pytest.approx(1e12 / 1.2e9)
     with pytest.raises(ScalingError, match="--loss"):

@@ -1,10 +1,11 @@
-"""Predictions of the CBS (and of steps at a planned batch) for a new budget.
+"""Predictions of the CBS (and of steps at a planned batch), or of B_opt and lr_opt, for a new budget.
 
 From a fit file: the CBS law evaluated at (params, tokens) with a bootstrap interval that
 includes the law's lack-of-fit scatter; with ``batch`` and the S_min, B_noise laws,
 S(B) = S_min (1 + B_noise / B) (McCandlish et al. 2018) and the overhead over linear scaling,
 B S(B) / (B_ref S(B_ref)) - 1 (Zhang et al. 2024). Every prediction says whether and how far it
-extrapolates: factor = value / fitted max (or fitted min / value) per variable.
+extrapolates: factor = value / fitted max (or fitted min / value) per variable. A fit file of
+``scaling optimum`` (``kind: optimum``) gives the loss-optimal B_opt and lr_opt instead.
 """
 
 from __future__ import annotations
@@ -51,17 +52,49 @@ def _interval(draws, confidence):
     return [float(lo), float(hi)]
 
 
-def predict(fit: LawFit, *, params: Optional[float] = None, tokens: Optional[float] = None,
-            batch: Optional[float] = None, reference_batch: Optional[float] = None,
-            seed: int = 0) -> dict:
-    """CBS (sequences, tokens) at (params, tokens) from a fitted law, with interval and extrapolation."""
+def _values(fit: LawFit, params, tokens) -> tuple:
     values = {"params": _positive("params", params), "tokens": _positive("tokens", tokens)}
-    batch = _positive("batch", batch)
     missing = [v for v in fit.variables if values[v] is None]
     if missing:
         raise ScalingError(f"this law is fitted against {','.join(fit.variables)}; give "
                            + " and ".join(f"--{m}" for m in missing))
-    used = {v: values[v] for v in fit.variables}
+    return values, {v: values[v] for v in fit.variables}
+
+
+def predict_optimum(fit: LawFit, *, params: Optional[float] = None, tokens: Optional[float] = None,
+                    seed: int = 0) -> dict:
+    """Loss-optimal B_opt (sequences, tokens) and lr_opt at (params, tokens), with intervals."""
+    values, used = _values(fit, params, tokens)
+    rng = np.random.default_rng(seed)
+    b_law, lr_law = fit.laws["b_opt"], fit.laws["lr_opt"]
+    conf = b_law.confidence
+    b_opt, b_ci = b_law.value(used), _interval(b_law.value_draws(used, rng), conf)
+    seq = fit.meta.get("seq_len")
+    extra = extrapolation(used, b_law.fitted_range)
+    return {"b_opt": b_opt, "b_opt_ci": b_ci, "b_opt_tokens": None if seq is None else b_opt * seq,
+            "b_opt_tokens_ci": None if seq is None else [b_ci[0] * seq, b_ci[1] * seq],
+            "lr_opt": lr_law.value(used), "lr_opt_ci": _interval(lr_law.value_draws(used, rng), conf),
+            "extrapolation": extra, "params": values["params"], "tokens": values["tokens"],
+            "against": list(fit.variables), "seq_len": seq, "confidence": conf,
+            "definition": fit.meta.get("definition"), "form": fit.meta.get("form", "power"),
+            "units": {"b_opt": "sequences", "b_opt_tokens": "tokens", "lr_opt": "learning rate"},
+            "warnings": [f"extrapolation: {n}" for n in extra["notes"]]}
+
+
+def predict(fit: LawFit, *, params: Optional[float] = None, tokens: Optional[float] = None,
+            batch: Optional[float] = None, reference_batch: Optional[float] = None,
+            seed: int = 0) -> dict:
+    """CBS (sequences, tokens) at (params, tokens) from a fitted law, with interval and extrapolation.
+
+    For a fit file of ``scaling optimum``: B_opt and lr_opt (``predict_optimum``)."""
+    batch = _positive("batch", batch)
+    if fit.kind == "optimum":
+        out = predict_optimum(fit, params=params, tokens=tokens, seed=seed)
+        if batch is not None:
+            out["warnings"].append("--batch needs S_min and B_noise laws (a fit of `scaling fit`); this fit "
+                                   "file holds B_opt and lr_opt laws")
+        return out
+    values, used = _values(fit, params, tokens)
     law = fit.cbs
     conf = law.confidence
     rng = np.random.default_rng(seed)
@@ -105,7 +138,10 @@ def predict(fit: LawFit, *, params: Optional[float] = None, tokens: Optional[flo
 def predict_preset(name: str, *, params: Optional[float] = None, tokens: Optional[float] = None,
                    loss: Optional[float] = None, compute: Optional[float] = None,
                    seq_len: Optional[float] = None, batch: Optional[float] = None) -> dict:
-    """Batch size from a published law (``presets``); no interval (none was published)."""
+    """Batch size from a published law (``presets``); no interval (none was published).
+
+    The keys name what the law predicts: ``cbs``/``cbs_tokens`` for a CBS or B_crit law,
+    ``b_opt``/``b_opt_tokens`` for a loss-optimal one (never reported as a CBS)."""
     p = get_preset(name)
     params, tokens = _positive("params", params), _positive("tokens", tokens)
     loss, compute, seq_len = _positive("loss", loss), _positive("compute", compute), _positive("seq_len", seq_len)
@@ -131,10 +167,10 @@ def predict_preset(name: str, *, params: Optional[float] = None, tokens: Optiona
         seq = p.seq_len
         if seq_len is not None and seq_len != seq:
             warnings.append(f"law {name} counts sequences of {seq} tokens, not {seq_len:g}")
-        cbs, cbs_tokens = value, value * seq
+        in_seq, in_tokens = value, value * seq
     else:
         seq = seq_len
-        cbs, cbs_tokens = (None if seq is None else value / seq), value
+        in_seq, in_tokens = (None if seq is None else value / seq), value
         if seq is None:
             warnings.append(f"law {name} gives tokens; pass --seq-len for sequences")
     extra = extrapolation({p.variable: x}, {p.variable: p.domain})
@@ -142,6 +178,7 @@ def predict_preset(name: str, *, params: Optional[float] = None, tokens: Optiona
     if batch is not None:
         warnings.append("--batch needs S_min and B_noise laws; presets have none (use a fit file)")
     warnings.append(f"law {name} predicts the {p.definition}; no interval was published")
-    return {"cbs": cbs, "cbs_ci": [None, None], "cbs_tokens": cbs_tokens, "extrapolation": extra,
-            "law": p.describe(), p.variable: x, "seq_len": seq, "warnings": warnings,
-            "units": {"cbs": f"sequences of {seq} tokens" if seq else "sequences", "cbs_tokens": "tokens"}}
+    key = "b_opt" if p.quantity == "b_opt" else "cbs"
+    return {key: in_seq, f"{key}_ci": [None, None], f"{key}_tokens": in_tokens, "extrapolation": extra,
+            "quantity": p.quantity, "law": p.describe(), p.variable: x, "seq_len": seq, "warnings": warnings,
+            "units": {key: f"sequences of {seq} tokens" if seq else "sequences", f"{key}_tokens": "tokens"}}

@@ -1,8 +1,11 @@
 """Published batch-size laws, shipped as small registered objects.
 
-Each preset names its source, its input variable, its output unit and the range of the data it
-was fitted on (its domain); ``scaling predict --law NAME`` reports how far a query lies outside
-it. None of them was published with an interval, so predictions from presets carry none.
+Each preset names its source, which batch size it predicts (``quantity``: the Definition-1 CBS,
+McCandlish's B_crit, or the loss-optimal B_opt), its input variable, its output unit and the
+range of the data it was fitted on (its domain); ``scaling predict --law NAME`` reports how far
+a query lies outside it. None of them was published with an interval, so predictions from
+presets carry none. A published law whose constants could not be checked against the paper
+itself is not shipped: ``NOT_SHIPPED`` names it and says why.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ class Preset:
     domain_note: str
     definition: str          # which batch size the law predicts
     fn: Callable[[float], float]
+    quantity: str = "cbs"    # "cbs" (Definition 1), "b_crit" (McCandlish's B_noise) or "b_opt" (loss-optimal)
 
     def describe(self) -> dict:
-        return {k: getattr(self, k) for k in ("name", "source", "formula", "variable", "variable_unit",
+        return {k: getattr(self, k) for k in ("name", "source", "formula", "quantity", "variable", "variable_unit",
                                               "output_unit", "seq_len", "domain", "domain_note", "definition")}
 
 
@@ -56,7 +60,7 @@ PRESETS = {p.name: p for p in (
         domain=(2.0, 6.0), domain_note="approximate range of WebText2 losses in Kaplan et al. Fig. 10 "
                                        "(models up to 1.5B parameters)",
         definition="McCandlish et al. 2018 B_crit = B_noise (twice S_min), not Definition 1",
-        fn=lambda loss: KAPLAN_B_STAR / loss ** (1.0 / KAPLAN_ALPHA_B)),
+        fn=lambda loss: KAPLAN_B_STAR / loss ** (1.0 / KAPLAN_ALPHA_B), quantity="b_crit"),
     Preset(
         name="deepseek2024",
         source="DeepSeek-AI 2024, DeepSeek LLM: Scaling Open-Source Language Models with Longtermism "
@@ -67,12 +71,24 @@ PRESETS = {p.name: p for p in (
                                          "counts C = M D with M non-embedding FLOPs per token, which "
                                          "6 N D only approximates",
         definition="loss-optimal batch size (near-optimal region), not Definition 1",
-        fn=lambda c: DEEPSEEK_C * c ** DEEPSEEK_A),
+        fn=lambda c: DEEPSEEK_C * c ** DEEPSEEK_A, quantity="b_opt"),
 )}
+
+# Laws asked for but not shipped: their constants could not be read in the primary paper itself
+# (only in secondary summaries), so no number of theirs is in this package.
+NOT_SHIPPED = {
+    "deepseek2024-lr": "DeepSeek-AI 2024 (arXiv:2401.02954), optimal learning rate against compute",
+    "steplaw2025": "Li et al. 2025, Predictable Scale: Part I, Step Law (arXiv:2503.04715), optimal "
+                   "learning rate against N and D and optimal batch size against D",
+}
 
 
 def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
+        if name in NOT_SHIPPED:
+            raise ScalingError(f"law {name} ({NOT_SHIPPED[name]}) is not shipped: its constants could not be "
+                               f"checked against the paper itself; fit your own B_opt and lr_opt laws with "
+                               f"`scaling optimum LOSSES.csv --against params,tokens -o FIT.json`") from None
         raise ScalingError(f"unknown law {name!r}; presets: {', '.join(PRESETS)}") from None

@@ -1,15 +1,18 @@
-"""``scaling predict FIT.json|--law NAME``: CBS for a new budget (mirrors
+"""``scaling predict FIT.json|--law NAME``: CBS (or B_opt and lr_opt) for a new budget (mirrors
 ``scaling.analysis.predict(load_law(FIT))`` and ``scaling.analysis.predict_preset(NAME)``)."""
 
 from __future__ import annotations
 
-HELP = "predict the CBS (and steps at a planned batch) for a new (params, tokens) budget"
+HELP = ("predict the CBS (and steps at a planned batch), or B_opt and lr_opt from an optimum fit, "
+        "for a new (params, tokens) budget")
 
 
 def add_arguments(p) -> None:
     p.add_argument("fit", metavar="FIT.json", nargs="?", default=None, help="fit file from `scaling fit`")
+    from scaling.analysis.presets import PRESETS
+
     p.add_argument("--law", default=None, metavar="NAME",
-                   help="a published law instead: zhang2024-chinchilla, kaplan2020, deepseek2024")
+                   help=f"a published law instead: {', '.join(PRESETS)}")
     p.add_argument("--params", type=float, default=None, metavar="N", help="non-embedding parameters")
     p.add_argument("--tokens", type=float, default=None, metavar="D", help="training tokens")
     p.add_argument("--batch", type=float, default=None, metavar="B",
@@ -28,8 +31,14 @@ def render(out: dict) -> str:
     lines = []
     if "law" in out:
         lines.append(f"law {out['law']['name']}: {out['law']['formula']} ({out['law']['source']})")
-    lines.append(f"CBS: {fmt(out['cbs'])} sequences {fmt(out['cbs_ci'])}; {fmt(out['cbs_tokens'])} tokens "
-                 f"{fmt(out.get('cbs_tokens_ci'))}")
+    if "b_opt" in out:
+        lines.append(f"B_opt (loss-optimal at this D, not the CBS): {fmt(out['b_opt'])} sequences "
+                     f"{fmt(out['b_opt_ci'])}; {fmt(out['b_opt_tokens'])} tokens {fmt(out.get('b_opt_tokens_ci'))}")
+        if "lr_opt" in out:
+            lines.append(f"lr_opt: {fmt(out['lr_opt'])} {fmt(out['lr_opt_ci'])}")
+    else:
+        lines.append(f"CBS: {fmt(out['cbs'])} sequences {fmt(out['cbs_ci'])}; {fmt(out['cbs_tokens'])} tokens "
+                     f"{fmt(out.get('cbs_tokens_ci'))}")
     if "b_noise" in out:
         lines.append(f"B_noise (McCandlish B_crit): {fmt(out['b_noise'])} {fmt(out['b_noise_ci'])}; "
                      f"S_min: {fmt(out['s_min'])} {fmt(out['s_min_ci'])} steps")
