@@ -1,34 +1,38 @@
-"""``scaling fit STEPS --against ...``: power laws of CBS, S_min and B_noise (mirrors
-``scaling.analysis.fit_law(critical_batch_sizes(load_steps(STEPS)), against)``)."""
+"""``scaling fit STEPS --against ... [--form power|offset]``: laws of CBS, S_min and B_noise (mirrors
+``scaling.analysis.fit_law(critical_batch_sizes(load_steps(STEPS)), against, form=...)``)."""
 
 from __future__ import annotations
 
-HELP = "fit power laws of the CBS (and S_min, B_noise) against params, tokens or both"
+HELP = "fit power laws (or offset power laws) of the CBS (and S_min, B_noise) against params, tokens or both"
 
 
 def add_arguments(p) -> None:
-    from scaling.analysis.laws import METHODS
+    from scaling.analysis.laws import FORMS, METHODS
     from scaling.commands import cbs
 
     cbs.add_arguments(p)
     p.add_argument("--against", required=True, metavar="VARS", help="params, tokens or params,tokens")
     p.add_argument("--method", choices=METHODS, default="lstsq", help="law fitting loss (default lstsq)")
+    p.add_argument("--form", choices=FORMS, default="power",
+                   help="power: y = c x^a; offset: y = y0 + c x^a, y0 >= 0 (default power)")
     p.add_argument("-o", "--output", default=None, metavar="FIT.json", help="write the fit file here")
 
 
 def render(fit) -> str:
     from scaling.analysis.report import fmt, table
 
+    offset = fit.meta.get("form") == "offset"
     rows = []
     for q, law in fit.laws.items():
         iv = law.intervals()
-        rows.append([q, law.unit, fmt(law.c), fmt(iv["c"])]
+        rows.append([q, law.unit] + ([fmt(law.y0), fmt(iv["y0"])] if offset else []) + [fmt(law.c), fmt(iv["c"])]
                     + [f"{fmt(law.exponents[v])} {fmt(iv[f'a_{v}'])}" for v in fit.variables]
                     + [fmt(law.tau, 2)])
     pivot = ", ".join(f"{v}={fmt(fit.cbs.pivot[v])}" for v in fit.variables)
-    lines = [f"law: y = c * prod (x / pivot)^a   (pivot {pivot}; {100 * fit.cbs.confidence:g}% intervals)",
-             table(["quantity", "unit", "c", "c interval"] + [f"a_{v} [interval]" for v in fit.variables]
-                   + ["scatter"], rows)]
+    lines = [f"law: y = {'y0 + ' if offset else ''}c * prod (x / pivot)^a   (pivot {pivot}; "
+             f"{100 * fit.cbs.confidence:g}% intervals)",
+             table(["quantity", "unit"] + (["y0", "y0 interval"] if offset else []) + ["c", "c interval"]
+                   + [f"a_{v} [interval]" for v in fit.variables] + ["scatter"], rows)]
     logo = fit.meta.get("leave_one_out", {})
     for h in logo.get("held_out", []):
         lines.append(f"leave-one-out: without params={fmt(h['params'])} tokens={fmt(h['tokens'])} the law "
@@ -47,7 +51,7 @@ def run(args) -> int:
     from scaling.store import to_json
 
     result = compute(args)
-    fit = fit_law(result, args.against, method=args.method, seed=args.seed)
+    fit = fit_law(result, args.against, method=args.method, seed=args.seed, form=args.form)
     if args.output:
         fit.save(args.output)
     if args.json:
