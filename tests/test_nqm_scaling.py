@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from scaling.nqm import NQM, Optimizer, cbs_from_curve, exact_sweep, lr_grid
+from scaling.analysis.definitions import cbs_from_curve
+from scaling.nqm import NQM, Optimizer, exact_sweep, lr_grid
 
 PROBLEM = NQM(dim=200, p=1.0)
 BATCHES = 2 ** np.arange(0, 15)

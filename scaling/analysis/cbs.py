@@ -16,7 +16,7 @@ import numpy as np
 from scaling.analysis import stepmodel
 from scaling.analysis.bootstrap import (DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED,
                                         percentile_interval, residual_resamples, seed_resamples)
-from scaling.analysis.definitions import CBS_DEFINITION, DEFAULT_OVERHEAD, cbs_from_fit
+from scaling.analysis.definitions import CBS_DEFINITION, DEFAULT_OVERHEAD, cbs_from_curve, cbs_from_fit
 from scaling.analysis.steps import Group, StepsTable, _fmt
 from scaling.errors import ScalingError
 
@@ -91,11 +91,9 @@ def empirical_cbs(batch_sizes, steps, reference_batch, overhead=DEFAULT_OVERHEAD
     """Definition 1 read off the measured S(B) on its grid, crossing interpolated in log B.
 
     None when the reference batch is not on the grid or even the largest batch satisfies the
-    condition (the CBS is then only known to exceed it). Uses the curve reader that the NQM
-    testbed shares (scaling.nqm.cbs.cbs_from_curve).
+    condition (the CBS is then only known to exceed it). ``definitions.cbs_from_curve``, the
+    curve reader the NQM testbed uses on its exact S(B).
     """
-    from scaling.nqm.cbs import cbs_from_curve
-
     try:
         res = cbs_from_curve(list(batch_sizes), list(steps), reference_batch, overhead)
     except ValueError:

@@ -9,17 +9,15 @@ closed form, so a whole batch-size x learning-rate sweep costs seconds.
 - ``problem``:   the NQM instance (spectrum, noise, init) and the optimizer (momentum, H^-q)
 - ``recursion``: exact expected loss (second-moment recursion, dyadic eval schedule)
 - ``sampled``:   trajectories with real Gaussian noise (seed-to-seed spread)
-- ``cbs``:       Definition-1 CBS read directly off an S(B) curve
-- ``sweep``:     exact batch-size x lr sweep, Definition-1 target, S(B)
+- ``sweep``:     exact batch-size x lr sweep, Definition-1 target, S(B), and its CBS read off the
+                 curve (``scaling.analysis.definitions.cbs_from_curve``: the one CBS definition)
 - ``study``:     CBS against data size D for several spectra and optimizers; figures
 """
 
-from scaling.nqm.cbs import DEFAULT_OVERHEAD, CurveCBS, cbs_from_curve
 from scaling.nqm.problem import NQM, Optimizer
 from scaling.nqm.recursion import eval_steps, expected_loss, second_moments
 from scaling.nqm.sampled import sampled_loss
 from scaling.nqm.sweep import ExactSweep, exact_sweep, lr_grid, reference_target, schedule
 
 __all__ = ["NQM", "Optimizer", "expected_loss", "second_moments", "eval_steps", "sampled_loss",
-           "CurveCBS", "cbs_from_curve", "DEFAULT_OVERHEAD", "ExactSweep", "exact_sweep",
-           "lr_grid", "reference_target", "schedule"]
+           "ExactSweep", "exact_sweep", "lr_grid", "reference_target", "schedule"]

@@ -8,7 +8,7 @@ expected loss instead of a trained network:
 2. S(B): at every B and lr, the first (interpolated, ``scaling.target.crossing_step``) step at
    which the loss reaches L*, on the same dyadic evaluation schedule a run directory records,
    capped at ``cap_factor`` x D samples; S(B) is the minimum over lrs;
-3. CBS: Definition 1 on the S(B) curve (``scaling.nqm.cbs``).
+3. CBS: Definition 1 on the S(B) curve (``scaling.analysis.definitions.cbs_from_curve``).
 
 ``schedule(...)`` is shared with the NQM workload so that the sweep's run directories and this
 direct computation give identical S(B).
@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from scaling.nqm.cbs import DEFAULT_OVERHEAD, CurveCBS, cbs_from_curve
+from scaling.analysis.definitions import DEFAULT_OVERHEAD, CurveCBS, cbs_from_curve
 from scaling.nqm.problem import NQM, Optimizer
 from scaling.nqm.recursion import eval_steps, expected_loss
 from scaling.target import crossing_step
