@@ -19,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from scaling.analysis.steps import RELATIVE_TOLERANCE, _fmt, _number
+from scaling.analysis.steps_table import RELATIVE_TOLERANCE, _fmt, _number
 from scaling.errors import ScalingError
 
 REQUIRED_COLUMNS = ("params", "tokens", "batch_size", "lr", "loss")

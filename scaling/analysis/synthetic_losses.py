@@ -81,3 +81,41 @@ def to_csv(runs) -> str:
         w.writerow([f"{r.params:.10g}", f"{r.tokens:.10g}", f"{r.batch_size:g}", f"{r.lr:.6g}", f"{r.loss:.6f}",
                     f"{r.seq_len:g}" if r.seq_len else "", r.seed or ""])
     return out.getvalue()
+
+
+@dataclass(frozen=True)
+class TrueSteps:
+    """A loss grid across D whose tokens to the target L* = e + a follow a known step model:
+    L(D, B, lr) = e + a (D / D*(B))^-alpha + k_lr log(lr / lr*)^2 with
+    D*(B) = T S_min (B + B_noise) (1 + (b_low / B)^2): the hyperbola of McCandlish et al. 2018 in
+    tokens, times an inefficiency below ~b_low that makes tokens to target rise again at small B."""
+
+    s_min: float = 200.0
+    b_noise: float = 256.0
+    b_low: float = 0.0
+    e: float = 2.0
+    a: float = 1.0
+    alpha: float = 0.3
+    lr: float = 3e-3
+    k_lr: float = 0.05
+
+    @property
+    def target(self) -> float:
+        return self.e + self.a
+
+    def tokens_to_target(self, b, seq_len):
+        return seq_len * self.s_min * (b + self.b_noise) * (1.0 + (self.b_low / b) ** 2)
+
+    def loss(self, d, b, lr, seq_len):
+        return (self.e + self.a * (d / self.tokens_to_target(b, seq_len)) ** -self.alpha
+                + self.k_lr * np.log(lr / self.lr) ** 2)
+
+
+def iso_loss_runs(params: float, tokens, batch_sizes, lr_factors, truth: TrueSteps = TrueSteps(),
+                  noise: float = 0.0, seq_len: int = 128, rng=None) -> list:
+    """Runs at every (D, B, lr) of ``truth`` for one model size (loss times 1 + noise N(0, 1))."""
+    rng = rng or np.random.default_rng(0)
+    return [LossRun(params=float(params), tokens=float(d), batch_size=float(b), lr=float(truth.lr * f),
+                    loss=float(truth.loss(d, b, truth.lr * f, seq_len) * (1.0 + noise * rng.standard_normal())),
+                    seq_len=float(seq_len))
+            for d in tokens for b in batch_sizes for f in lr_factors]
