@@ -54,11 +54,12 @@ def _need(s):
 
 def _comparison(s, fits_dir):
     """(compare_gns result, None) or (None, why the right panel is empty)."""
-    from scaling.analysis.gns_compare import compare_gns, steps_records
+    from scaling.analysis.gns_compare import compare_gns
+    from scaling.sweep.export import load_records
 
     try:
         result = sources.cbs_result(s, fits_dir)
-        comparison = compare_gns(result, steps_records(s.steps_csv or s.path))
+        comparison = compare_gns(result, load_records(s.steps_csv or s.path))
     except ScalingError as e:
         return None, f"no CBS: {e}"
     if not comparison.groups:

@@ -1,7 +1,7 @@
 """Learning-rate schedules compared: steps to target against batch size for constant+EWA, cosine, WSD.
 
 Runs of one sweep are split by ``optim.schedule`` (and whether EWA weights are evaluated); each
-split is turned into a steps table by ``scaling.analysis.steps`` and fitted by ``group_cbs``.
+split is turned into a steps table by ``scaling.analysis.steps_table`` and fitted by ``group_cbs``.
 """
 
 from __future__ import annotations

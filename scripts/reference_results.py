@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 from scaling.analysis import critical_batch_sizes, fit_law, load_steps
-from scaling.analysis.steps import select_groups
+from scaling.analysis.steps_table import select_groups
 from scaling.errors import ScalingError
 from scaling.plots.sources import CHINCHILLA_TOKENS_PER_PARAM  # Hoffmann et al. 2022: D ~ 20 N
 from scaling.store import atomic_write_text, to_json

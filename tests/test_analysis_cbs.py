@@ -6,7 +6,7 @@ import pytest
 from scaling.analysis import critical_batch_sizes, group_cbs
 from scaling.analysis import stepmodel
 from scaling.analysis.definitions import cbs_hyperbola, cbs_numeric
-from scaling.analysis.steps import StepsTable, group_rows
+from scaling.analysis.steps_table import StepsTable, group_rows
 from scaling.analysis.synthetic import TrueLaws, synthetic_rows, synthetic_table
 
 B = 2.0 ** np.arange(4, 13)

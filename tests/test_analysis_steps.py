@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from scaling.analysis import load_steps
+from scaling.analysis.steps_table import records_sha256, table_from_records
 from scaling.cli import main
 from scaling.errors import ScalingError
 
@@ -85,15 +86,18 @@ def test_missing_file_exit_2_in_subprocess(tmp_path):
     assert out.stdout == ""
 
 
-def test_runs_directory_needs_sweep_helper(tmp_path):
-    try:
-        import scaling.sweep.steps  # noqa: F401
-    except ImportError:
-        with pytest.raises(ScalingError, match="steps_rows"):
-            load_steps(tmp_path)
-    else:  # the helper exists: an empty runs directory gives no usable rows
-        with pytest.raises(ScalingError):
-            load_steps(tmp_path)
+def test_a_directory_is_not_a_steps_table(tmp_path):
+    """The analysis reads tables only; a runs directory is read by ``scaling.sweep.export``."""
+    with pytest.raises(ScalingError, match="is a directory.*scaling steps"):
+        load_steps(tmp_path)
+
+
+def test_rows_in_memory_make_the_same_table_as_their_csv(tmp_path):
+    records = [dict(zip(HEADER.split(","), line.split(","))) for line in GOOD]
+    from_csv = load_steps(write(tmp_path, [HEADER] + GOOD))
+    in_memory = table_from_records(records, "rows")
+    assert [g.steps.tolist() for g in in_memory.groups] == [g.steps.tolist() for g in from_csv.groups]
+    assert in_memory.sha256 == records_sha256(records) != from_csv.sha256  # a CSV is named by its bytes
 
 
 def test_example_csv_loads():

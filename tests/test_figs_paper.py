@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from scaling import rundir
+from scaling.analysis.steps_table import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from scaling.workloads.nqm import NQMWorkload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ BATCHES = (1, 2, 4, 8, 16, 32, 64)
 LRS = tuple(0.02 * 2.0**k for k in range(7))  # 0.02 ... 1.28 (SGD on h_max = 1 is stable below 2)
 REFERENCE_BATCH = 4
 CAP_FACTOR = 4
-STEPS_COLUMNS = ("params", "tokens", "batch_size", "steps", "seq_len", "lr", "seed", "target_loss", "status")
+STEPS_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 
 def _run_id(spec: dict) -> str:

@@ -299,8 +299,8 @@ def test_compare_gns_on_a_synthetic_table():
 
 def test_steps_table_b_simple_columns_pass_through_the_analysis(tmp_path):
     from scaling.analysis import load_steps
-    from scaling.analysis.gns_compare import steps_records
-    from scaling.sweep.steps import COLUMNS, steps_csv
+    from scaling.analysis.steps_table import COLUMNS
+    from scaling.sweep.export import load_records, steps_csv
 
     assert COLUMNS[-2:] == ("b_simple", "b_simple_mean")
     rows = [{"params": 1e6, "tokens": 2e7, "batch_size": b, "steps": 1000.0 * (1 + 64 / b), "status": "done",
@@ -312,7 +312,7 @@ def test_steps_table_b_simple_columns_pass_through_the_analysis(tmp_path):
     assert header[-2:] == ["b_simple", "b_simple_mean"]
     table = load_steps(path)  # the analysis ignores the optional columns
     assert len(table.groups) == 1 and len(table.groups[0].batch_sizes) == 4
-    recs = steps_records(path)
+    recs = load_records(path)
     assert [r["b_simple"] for r in recs] == ["12.5", "", "", ""]
 
 

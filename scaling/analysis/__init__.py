@@ -12,7 +12,7 @@ from scaling.analysis.fitfile import LawFit, fit_law, load_law
 from scaling.analysis.laws import PowerLaw, fit_power_law
 from scaling.analysis.predict import extrapolation, predict, predict_preset
 from scaling.analysis.presets import PRESETS, get_preset
-from scaling.analysis.steps import Group, StepsTable, load_steps
+from scaling.analysis.steps_table import Group, StepsTable, load_steps
 
 __all__ = ["CBSResult", "GroupCBS", "critical_batch_sizes", "empirical_cbs", "group_cbs", "CBS_DEFINITION",
            "DEFAULT_OVERHEAD", "cbs_from_fit", "cbs_hyperbola", "cbs_numeric", "LawFit", "fit_law",

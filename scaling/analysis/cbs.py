@@ -17,7 +17,7 @@ from scaling.analysis import stepmodel
 from scaling.analysis.bootstrap import (DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED,
                                         percentile_interval, residual_resamples, seed_resamples)
 from scaling.analysis.definitions import CBS_DEFINITION, DEFAULT_OVERHEAD, cbs_from_curve, cbs_from_fit
-from scaling.analysis.steps import Group, StepsTable, _fmt
+from scaling.analysis.steps_table import Group, StepsTable, _fmt
 from scaling.errors import ScalingError
 
 MIN_BATCH_SIZES_FREE = 4  # three parameters need one residual degree of freedom

@@ -2,7 +2,7 @@
 
 B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018, App. A; ``scaling.lm.gns``) is logged by runs
 with ``gns: true`` and reaches the steps table as the optional column ``b_simple`` (the value
-at the run's target crossing). Per (params, tokens) group of a ``scaling cbs`` result this
+at the run's target crossing; ``steps_table.B_SIMPLE_COLUMN``). Per (params, tokens) group of a ``scaling cbs`` result this
 module takes the median B_simple over the group's runs at the reference batch B_ref (or over
 all its runs when none at B_ref measured it) and reports the ratios B_simple / B_noise (the
 step-model fit, McCandlish's B_crit) and B_simple / CBS (Zhang et al. 2024, Definition 1).
@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from statistics import median
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from scaling.analysis.steps import USED_STATUSES
+from scaling.analysis.steps_table import B_SIMPLE_COLUMN, USED_STATUSES
 
-COLUMN = "b_simple"  # steps-table column: B_simple at the run's target crossing (sequences)
 MIN_GROUPS_FOR_CORRELATION = 3  # two points always lie on a line
 RELATIVE_TOLERANCE = 1e-9  # matching a row's (params, tokens, batch_size) to a group
 
@@ -80,7 +78,7 @@ def group_b_simple(records: Sequence[Mapping], params: float, tokens: float, ref
     for r in records:
         if r is None or str(r.get("status") or "").strip().lower() not in USED_STATUSES:
             continue
-        b = _float(r.get(COLUMN))
+        b = _float(r.get(B_SIMPLE_COLUMN))
         if b is None or b <= 0 or not (_close(_float(r.get("params")), params)
                                         and _close(_float(r.get("tokens")), tokens)):
             continue
@@ -110,8 +108,8 @@ def geometric_mean(values: Sequence[float]) -> Optional[float]:
 def compare_gns(cbs_result, steps_table: Sequence[Mapping]) -> GNSComparison:
     """Compare B_simple with each group of ``cbs_result`` (a ``CBSResult``).
 
-    ``steps_table``: the steps-table records as dicts (``scaling.sweep.steps.steps_rows`` or the
-    rows of a steps CSV) carrying the optional ``b_simple`` column. Groups whose runs have no
+    ``steps_table``: the steps-table records as dicts (``scaling.sweep.export.load_records`` of
+    a CSV or a runs directory) carrying the optional ``b_simple`` column. Groups whose runs have no
     B_simple are listed in ``missing``.
     """
     groups, missing = [], []
@@ -132,18 +130,6 @@ def compare_gns(cbs_result, steps_table: Sequence[Mapping]) -> GNSComparison:
         geo_mean_ratio_b_noise=geometric_mean([g.ratio_b_noise for g in groups]),
         geo_mean_ratio_cbs=geometric_mean([g.ratio_cbs for g in groups]),
         missing=tuple(missing))
-
-
-def steps_records(source) -> list:
-    """The steps-table records (dicts) of a CSV path or a runs directory, extra columns kept."""
-    from scaling.analysis.steps import read_csv_records
-
-    path = Path(source)
-    if path.is_dir():
-        from scaling.sweep.steps import steps_rows
-        return [dict(r) for r in steps_rows(path)]
-    records, _ = read_csv_records(path)
-    return [r for r in records if r is not None]
 
 
 def render(comparison: GNSComparison) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling.analysis.steps import Row, StepsTable, group_rows
+from scaling.analysis.steps_table import REQUIRED_COLUMNS, Row, StepsTable, group_rows
 
 REFERENCE_PARAMS = 1e6
 REFERENCE_TOKENS = 2e7
@@ -60,7 +60,7 @@ def synthetic_table(groups, batch_sizes, laws: TrueLaws = TrueLaws(), noise: flo
 def to_csv(rows) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["params", "tokens", "batch_size", "steps", "seq_len", "seed"])
+    w.writerow(REQUIRED_COLUMNS + ("seq_len", "seed"))
     for r in rows:
         w.writerow([f"{r.params:.10g}", f"{r.tokens:.10g}", f"{r.batch_size:g}", f"{r.steps:.6g}",
                     f"{r.seq_len:g}" if r.seq_len else "", r.seed or ""])

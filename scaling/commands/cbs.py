@@ -1,5 +1,6 @@
 """``scaling cbs STEPS``: critical batch size per (params, tokens) group (mirrors
-``scaling.analysis.critical_batch_sizes(scaling.analysis.load_steps(STEPS))``)."""
+``scaling.analysis.critical_batch_sizes(scaling.sweep.export.load_table(STEPS))``: ``load_steps``
+of a CSV, or the steps table of a sweep or runs directory)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,12 @@ def add_arguments(p) -> None:
 
 
 def compute(args):
-    from scaling.analysis import critical_batch_sizes, load_steps
-    from scaling.analysis.steps import parse_where, select_groups
+    from scaling.analysis import critical_batch_sizes
+    from scaling.analysis.steps_table import parse_where, select_groups
+    from scaling.sweep.export import load_table
 
     where = parse_where(args.where)
-    return critical_batch_sizes(select_groups(load_steps(args.steps), where), reference_batch=args.reference_batch,
+    return critical_batch_sizes(select_groups(load_table(args.steps), where), reference_batch=args.reference_batch,
                                 overhead=args.overhead, model=args.model, n_resamples=args.resamples,
                                 confidence=args.confidence, seed=args.seed)
 
@@ -63,8 +65,9 @@ def run(args) -> int:
     result = compute(args)
     comparison = None
     if args.gns:
-        from scaling.analysis.gns_compare import compare_gns, steps_records
-        comparison = compare_gns(result, steps_records(args.steps))
+        from scaling.analysis.gns_compare import compare_gns
+        from scaling.sweep.export import load_records
+        comparison = compare_gns(result, load_records(args.steps))
     if args.json:
         d = result.to_dict()
         if comparison is not None:

@@ -1,4 +1,4 @@
-"""``scaling steps RUNS -o steps.csv``: the steps-to-target table (mirrors ``scaling.sweep.steps_rows``)."""
+"""``scaling steps RUNS -o steps.csv``: the steps-to-target table (mirrors ``scaling.sweep.export.steps_rows``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def run(args) -> int:
     import sys
 
     from scaling.errors import ScalingError
-    from scaling.sweep.steps import steps_csv, steps_rows, write_steps_csv
+    from scaling.sweep.export import steps_csv, steps_rows, write_steps_csv
 
     rows = steps_rows(args.runs)
     if not rows:

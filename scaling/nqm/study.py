@@ -25,11 +25,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from scaling.analysis.steps_table import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from scaling.nqm.problem import NQM, Optimizer
 from scaling.nqm.sweep import ExactSweep, exact_sweep, lr_grid
 from scaling.store import atomic_write_json, atomic_write_text
 
-STEPS_COLUMNS = ("params", "tokens", "batch_size", "steps", "seq_len", "lr", "seed", "target_loss", "status")
+STEPS_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 DEFAULT_PS = (0.5, 1.0, 1.5, 2.0)
 DEFAULT_OPTIMIZERS = (Optimizer(), Optimizer(momentum=0.9), Optimizer(q=0.5))
 DEFAULT_BUDGETS = tuple(2**k for k in range(12, 23, 2))  # 4k ... 4M samples
@@ -64,7 +65,7 @@ def cbs_vs_data(problem: NQM, optimizer: Optimizer, budgets: Sequence[int], batc
 
 
 def steps_csv(results: Sequence[ExactSweep]) -> str:
-    """A steps table (DESIGN.md columns) holding every finite S(B) of ``results``."""
+    """A steps table (``scaling.analysis.steps_table`` columns) holding every finite S(B) of ``results``."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=STEPS_COLUMNS, lineterminator="\n")
     writer.writeheader()

@@ -2,8 +2,7 @@
 
 A sweep is a directory under ``runs/`` (or one level deeper, e.g. ``runs/nqm_study/<case>``)
 holding a steps table ``steps.csv`` or run directories (``scaling.rundir``); its steps table is
-the CSV, else ``scaling.analysis.load_steps(dir)`` (which reads the run directories through
-``scaling.sweep.steps``). CBS per group comes from ``critical_batch_sizes`` with the sweep's
+the CSV, else the run directories' (both through ``scaling.sweep.export.load_table``). CBS per group comes from ``critical_batch_sizes`` with the sweep's
 reference batch (from a fit file made on the same table, else the grid file, else the smallest
 batch), laws from a fit file in ``fits/`` (or the sweep directory) whose input hash equals the
 table's, else fitted here by ``fit_law``. Results are cached per process: ``scaling figs``
@@ -185,12 +184,12 @@ def pick(runs_dir, sweep: Optional[str], need: Callable, what: str):
 
 @lru_cache(maxsize=None)
 def _table(path: str, mtime: float):
-    from scaling.analysis import load_steps
-    return load_steps(path)
+    from scaling.sweep.export import load_table
+    return load_table(path)
 
 
 def steps_table(s: SweepSource):
-    """The sweep's StepsTable (``load_steps`` of steps.csv, else of the run directories)."""
+    """The sweep's StepsTable (of steps.csv, else of the run directories)."""
     return _table(*_source(s))
 
 
@@ -347,8 +346,8 @@ def runs_by(s: SweepSource, label: Callable) -> dict:
 
 
 def groups_from_records(records) -> list:
-    """Steps-table groups (``scaling.analysis.steps``: min over lr, geometric mean over seeds)."""
-    from scaling.analysis.steps import group_rows, parse_rows
+    """Steps-table groups (``scaling.analysis.steps_table``: min over lr, geometric mean over seeds)."""
+    from scaling.analysis.steps_table import group_rows, parse_rows
 
     rows, _ = parse_rows(records)
     groups, _ = group_rows(rows)

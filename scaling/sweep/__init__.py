@@ -18,7 +18,7 @@ from scaling.sweep.plan import Plan, expand, run_id, token_cost
 from scaling.sweep.runner import SweepOutcome, open_sweep, run_sweep, run_worker
 from scaling.sweep.status import render as render_status
 from scaling.sweep.status import status
-from scaling.sweep.steps import steps_csv, steps_rows, write_steps_csv
+from scaling.sweep.export import steps_csv, steps_rows, write_steps_csv
 
 
 # Imported eagerly: binding the function after the submodule loads keeps ``scaling.sweep.demo``

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from scaling.errors import ScalingError
 from scaling.sweep.runner import run_sweep
-from scaling.sweep.steps import steps_rows, write_steps_csv
+from scaling.sweep.export import steps_rows, write_steps_csv
 
 DEMO_GRID = Path(__file__).resolve().parents[2] / "runs" / "grids" / "demo.yaml"
 DEFAULT_OUT = Path("runs") / "demo"

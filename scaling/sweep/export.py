@@ -1,6 +1,7 @@
-"""``scaling steps RUNS -o steps.csv``: the steps-to-target table from run directories.
+"""A sweep's run directories exported as a steps table (``scaling steps RUNS -o steps.csv``).
 
-One row per run (DESIGN.md, "Steps table"): ``params,tokens,batch_size,steps`` and
+One row per run, in the columns of ``scaling.analysis.steps_table.COLUMNS`` (docs/design.md,
+"Steps table"): ``params,tokens,batch_size,steps`` and
 ``seq_len, lr, seed, target_loss, status``, then the sweep's bookkeeping: ``best_lr`` (the lr
 with the fewest steps at that (params, tokens, batch size): S(B) is the minimum over the
 tuning grid, Zhang et al. 2024), ``lr_edge`` (``low``/``high`` when that lr is the grid's
@@ -14,6 +15,10 @@ runs (B_ref, trained for D tokens with no target) get theirs from their own eval
 reference lr whose curve never reaches L* is ``censored`` for S(B_ref), like a chase run that
 hit its token cap. Diverged and failed runs keep their status: the analysis leaves them out
 and reports them, and never confuses them with censoring.
+
+This is also where "a steps table" given as a directory is resolved (``load_table``,
+``load_records``: a CSV file, or a sweep or runs directory exported on the fly), so that
+``scaling cbs RUNS`` and the figures read runs while the analysis only ever sees rows.
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ import os
 from pathlib import Path
 
 from scaling import rundir
+from scaling.analysis.steps_table import (COLUMNS, MIN_BATCH_SIZES, StepsTable, load_steps, read_csv_records,
+                                          records_sha256, table_from_records)
 from scaling.noise_scale import summarize
 from scaling.store import atomic_write_text
 from scaling.sweep.records import find_sweeps, read_sweep
 from scaling.target import crossing_step
 
-COLUMNS = ("params", "tokens", "batch_size", "steps", "seq_len", "lr", "seed", "target_loss", "status",
-           "best_lr", "lr_edge", "model", "phase", "run_id", "reason", "b_simple", "b_simple_mean")
 DEFAULT_METRIC = "eval_loss"
 
 
@@ -141,3 +146,25 @@ def steps_csv(rows: list) -> str:
 def write_steps_csv(rows: list, path: "str | os.PathLike") -> None:
     """Write the table atomically (a reader never sees half of it)."""
     atomic_write_text(Path(path), steps_csv(rows))
+
+
+def steps_table(runs_dir: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZES) -> StepsTable:
+    """The analysis table of the runs under ``runs_dir`` (``steps_rows``, named by
+    ``records_sha256``): what ``scaling cbs RUNS`` fits, without writing a CSV."""
+    rows = steps_rows(runs_dir)
+    return table_from_records(rows, str(runs_dir), records_sha256(rows), min_batch_sizes)
+
+
+def load_table(source: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZES) -> StepsTable:
+    """A steps table from a CSV file (``load_steps``) or a sweep or runs directory (``steps_table``)."""
+    if Path(source).is_dir():
+        return steps_table(source, min_batch_sizes)
+    return load_steps(source, min_batch_sizes)
+
+
+def load_records(source: "str | os.PathLike") -> list:
+    """The rows (dicts, every column kept) of a steps CSV or of a sweep or runs directory."""
+    if Path(source).is_dir():
+        return steps_rows(source)
+    records, _ = read_csv_records(Path(source))
+    return [r for r in records if r is not None]

@@ -1,11 +1,16 @@
-"""The steps table: S(B) per (params, tokens) group, read from a CSV or from run directories.
+"""The steps table: its columns, and S(B) per (params, tokens) group from its rows.
 
-DESIGN.md, "Steps table": required columns ``params,tokens,batch_size,steps``; optional
-``seq_len, lr, seed, target_loss, status``. Rows with equal (params, tokens) form a group;
+docs/design.md, "Steps table": required columns ``params,tokens,batch_size,steps``; optional
+``seq_len, lr, seed, target_loss, status``; then the bookkeeping a sweep export adds and the
+optional gradient-noise-scale columns (declared here once; ``scaling.sweep.export`` writes
+them, the analysis reads the first two groups). Rows with equal (params, tokens) form a group;
 within a group the minimum steps over the tuning grid (``lr``) is used per batch size
 (Zhang et al. 2024, S(B) is "minimum over the tuning grid at that B"). Replicate seeds of one
 (batch size, lr) cell are combined by their geometric mean (the fits work in log S). Censored,
 diverged and failed rows are not data points: they are excluded and reported.
+
+The input is a CSV (``load_steps``) or rows already in memory (``table_from_records``, e.g. a
+sweep's run directories read by ``scaling.sweep.export``); this module reads no run directory.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ from scaling.errors import ScalingError
 
 REQUIRED_COLUMNS = ("params", "tokens", "batch_size", "steps")
 OPTIONAL_COLUMNS = ("seq_len", "lr", "seed", "target_loss", "status")
+# A sweep export's bookkeeping: best_lr (fewest steps at that (params, tokens, batch size)),
+# lr_edge (low/high: that lr is the grid's smallest/largest), the run's model, phase, id, reason.
+BOOKKEEPING_COLUMNS = ("best_lr", "lr_edge", "model", "phase", "run_id", "reason")
+B_SIMPLE_COLUMN = "b_simple"            # B_simple at the run's target crossing (sequences)
+B_SIMPLE_MEAN_COLUMN = "b_simple_mean"  # B_simple averaged over the run
+NOISE_SCALE_COLUMNS = (B_SIMPLE_COLUMN, B_SIMPLE_MEAN_COLUMN)
+COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS + BOOKKEEPING_COLUMNS + NOISE_SCALE_COLUMNS  # in this order
 USED_STATUSES = ("", "done", "ok", "finished", "success", "reached")
 EXCLUDED_STATUSES = ("censored", "diverged", "failed", "running", "pending")
 MIN_BATCH_SIZES = 3  # a two-parameter step model needs at least one residual degree of freedom
@@ -124,7 +136,7 @@ def _number(text: str, column: str, line: int, *, positive: bool, allow_empty: b
 
 
 def parse_rows(records: Iterable[Mapping[str, object]], first_line: int = 2) -> tuple[list, list]:
-    """Validate dict records (CSV rows or ``steps_rows`` output) into used rows and exclusions."""
+    """Validate dict records (CSV rows or ``scaling.sweep.export.steps_rows``) into used rows and exclusions."""
     rows, excluded = [], []
     for i, rec in enumerate(records):
         line = first_line + i
@@ -272,39 +284,48 @@ def read_csv_records(path: Path) -> tuple[list, str]:
     return records, hashlib.sha256(data).hexdigest()
 
 
-def _runs_dir_records(path: Path) -> tuple[list, str]:
-    try:
-        from scaling.sweep.steps import steps_rows  # written by the sweep side; lazy on purpose
-    except ImportError:
-        raise ScalingError(f"{path} is a directory, but reading run directories needs "
-                           f"scaling.sweep.steps.steps_rows, which is not available yet; export a "
-                           f"CSV with `scaling steps {path} -o steps.csv`") from None
-    records = [dict(r) for r in steps_rows(path)]
-    cols = list(REQUIRED_COLUMNS) + list(OPTIONAL_COLUMNS)
+def records_sha256(records: Sequence[Mapping]) -> str:
+    """The sha256 that names a table of in-memory rows (a CSV is named by its bytes instead):
+    the required and optional columns of each row, comma-joined, one line per row."""
+    cols = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
     canon = "\n".join(",".join(str(r.get(c, "")) for c in cols) for r in records)
-    return records, hashlib.sha256(canon.encode()).hexdigest()
+    return hashlib.sha256(canon.encode()).hexdigest()
 
 
 def load_steps(source: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZES) -> StepsTable:
-    """Read a steps table (CSV path, or a runs directory via ``scaling.sweep.steps.steps_rows``).
+    """Read a steps table from a CSV file.
 
-    Raises ``ScalingError`` (one line) for a missing file, malformed CSV, missing column,
-    non-positive or NaN values, duplicate rows that disagree, or a group with fewer than
-    ``min_batch_sizes`` usable batch sizes.
+    Raises ``ScalingError`` (one line) for a missing file, a directory (read a sweep's runs with
+    ``scaling.sweep.export.steps_table``), malformed CSV, missing column, non-positive or NaN
+    values, duplicate rows that disagree, or a group with fewer than ``min_batch_sizes`` usable
+    batch sizes.
     """
     path = Path(source)
     if path.is_dir():
-        records, digest = _runs_dir_records(path)
-    else:
-        records, digest = read_csv_records(path)
-    lines = [(i + 2, r) for i, r in enumerate(records) if r is not None]
+        raise ScalingError(f"{path} is a directory, not a steps table; `scaling cbs {path}` reads "
+                           f"its runs, or export them with `scaling steps {path} -o steps.csv`")
+    records, digest = read_csv_records(path)
+    return table_from_records(records, str(path), digest, min_batch_sizes)
+
+
+def table_from_records(records: Sequence[Optional[Mapping]], source: str = "", sha256: str = "",
+                       min_batch_sizes: int = MIN_BATCH_SIZES) -> StepsTable:
+    """The StepsTable of dict rows (CSV records, or ``scaling.sweep.export.steps_rows``).
+
+    Row i is reported as line i + 2 (a CSV's header is line 1); ``None`` entries (blank CSV
+    lines) are skipped with their line numbers kept. ``sha256`` names the input (default:
+    ``records_sha256``). Raises ``ScalingError`` as ``load_steps`` does.
+    """
+    digest = sha256 or records_sha256([r for r in records if r is not None])
     rows, excluded = [], []
-    for line, rec in lines:
-        used, ex = parse_rows([rec], first_line=line)
+    for i, rec in enumerate(records):
+        if rec is None:
+            continue
+        used, ex = parse_rows([rec], first_line=i + 2)
         rows += used
         excluded += ex
     if not rows:
-        raise ScalingError(f"steps table {path} has no usable rows"
+        raise ScalingError(f"steps table {source} has no usable rows"
                            + (f" ({len(excluded)} censored/diverged)" if excluded else ""))
     groups, warnings = group_rows(rows, min_batch_sizes, excluded)
     warnings = list(warnings)
@@ -314,7 +335,7 @@ def load_steps(source: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZ
             counts[e.status] = counts.get(e.status, 0) + 1
         warnings.append("excluded rows: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     return StepsTable(groups=tuple(groups), excluded=tuple(excluded), sha256=digest,
-                      source=str(path), warnings=tuple(warnings))
+                      source=source, warnings=tuple(warnings))
 
 
 SELECT_KEYS = ("params", "tokens", "tokens_per_param")
