@@ -30,7 +30,8 @@ from scaling.lm import mesh as parallel, optim  # noqa: E402
 from scaling.lm.config import TrainConfig  # noqa: E402
 from scaling.lm.model import build, flops_per_token  # noqa: E402
 from scaling.store import atomic_write_json  # noqa: E402
-from scaling.lm.train import compiled, train  # noqa: E402
+from scaling.lm.step import compiled, step_shape  # noqa: E402
+from scaling.lm.train import train  # noqa: E402
 from scaling.machine import cpu_model
 
 # (d_model, n_layers, n_heads, seq_len, batch) -- tiny to ~3M non-embedding parameters
@@ -71,8 +72,7 @@ def step_throughput(d, layers, heads, seq, batch, min_seconds):
                                     "ewa": {"decays": [0.999]}})
     model = build(config.model, VOCAB)
     mesh = parallel.data_mesh()
-    fns = compiled(model, batch_size=batch, microbatch_size=batch, seq_len=seq, n_ewa=1, schedule="constant",
-                   gns=False, mesh=mesh)
+    fns = compiled(model, step_shape(config, batch), mesh)
     t0 = time.perf_counter()
     state = fns.init(np.int32(0))
     hp = parallel.put_replicated(optim.hparams(config), mesh)

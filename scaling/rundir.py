@@ -1,10 +1,10 @@
 """The run directory: the record every workload writes and every reader trusts.
 
-Layout (DESIGN.md, "Run directory"), under ``runs/<sweep>/<run-id>/``:
+Layout (docs/design.md, "Run directory"), under ``runs/<sweep>/<run-id>/``:
 
 - ``config.json``   full resolved config, workload name, package version, run id
 - ``metrics.jsonl`` one row per log/eval step (step, tokens, train_loss, eval_loss, ...)
-- ``summary.json``  status, target loss, steps to target, final losses, reason
+- ``summary.json``  ``scaling.summary.RunSummary``: status, reason code, target, steps to target, ...
 - ``status``        one word (see STATUSES), written last and atomically
 
 A run is finished exactly when ``status`` exists. Writers use ``scaling.store`` (atomic
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from scaling import __version__
+from scaling.summary import RunSummary
 from scaling.store import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
 
 CONFIG = "config.json"
@@ -40,14 +41,16 @@ def append_metrics(run_dir: Path, rows: list[dict]) -> None:
     append_jsonl(Path(run_dir) / METRICS, rows)
 
 
-def finish(run_dir: Path, summary: dict) -> None:
-    """Write summary.json, then the status marker (last, atomically)."""
-    status = summary.get("status")
-    if status not in STATUSES:
-        raise ValueError(f"unknown run status {status!r}")
+def finish(run_dir: Path, summary: RunSummary) -> dict:
+    """Write summary.json (``summary.to_dict()``), then the status marker (last, atomically);
+    returns the dict written. The one writer of run summaries."""
+    if summary.status not in STATUSES:
+        raise ValueError(f"unknown run status {summary.status!r}")
     run_dir = Path(run_dir)
-    atomic_write_json(run_dir / SUMMARY, summary)
-    atomic_write_text(run_dir / STATUS, status + "\n")
+    data = summary.to_dict()
+    atomic_write_json(run_dir / SUMMARY, data)
+    atomic_write_text(run_dir / STATUS, summary.status + "\n")
+    return data
 
 
 def read_status(run_dir: Path) -> Optional[str]:
@@ -62,6 +65,12 @@ def read_summary(run_dir: Path) -> Optional[dict]:
     if read_status(run_dir) is None:
         return None
     return read_json(Path(run_dir) / SUMMARY)
+
+
+def read_run_summary(run_dir: Path) -> Optional[RunSummary]:
+    """The finished run's summary as a typed record, or None while it is not finished."""
+    data = read_summary(run_dir)
+    return None if data is None else RunSummary.from_dict(data)
 
 
 def read_config(run_dir: Path) -> Optional[dict]:

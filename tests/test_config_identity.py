@@ -2,7 +2,8 @@
 
 import dataclasses
 
-from scaling.lm.config import TrainConfig, config_hash
+from scaling.identity import run_id
+from scaling.lm.config import TrainConfig
 from scaling.config_io import identity_dict
 
 SPEC = {"model": {"d_model": 32, "n_layers": 2, "n_heads": 2}, "batch_size": 8, "max_tokens": 4096}
@@ -12,13 +13,13 @@ def test_explicit_default_has_the_same_id():
     plain = TrainConfig.from_dict(SPEC)
     explicit = TrainConfig.from_dict({**SPEC, "seed": 0,
                                       "optim": {"beta1": plain.optim.beta1}})
-    assert config_hash(plain) == config_hash(explicit)
+    assert run_id("lm", plain) == run_id("lm", explicit)
 
 
 def test_changed_value_changes_the_id():
     a = TrainConfig.from_dict(SPEC)
     b = TrainConfig.from_dict({**SPEC, "optim": {"lr": a.optim.lr * 2}})
-    assert config_hash(a) != config_hash(b)
+    assert run_id("lm", a) != run_id("lm", b)
     assert identity_dict(b)["optim"] == {"lr": a.optim.lr * 2}
 
 

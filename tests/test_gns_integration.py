@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from scaling import rundir
-from scaling.lm import mesh as parallel, optim, train as train_lib  # noqa: E402
+from scaling.lm import mesh as parallel, optim, step as step_lib, train as train_lib  # noqa: E402
+from scaling.lm.step import StepShape  # noqa: E402
 from scaling.lm.config import TrainConfig  # noqa: E402
 from scaling.errors import ScalingError  # noqa: E402
 from scaling.lm.model import build  # noqa: E402
@@ -58,11 +59,11 @@ def test_step_is_bit_identical_with_gns_on_or_off(runs, tmp_path):
     config = TrainConfig.from_dict(spec(True))
     model = build(config.model, BYTE_VOCAB)
     common = dict(batch_size=B, microbatch_size=MICRO, seq_len=L, n_ewa=len(config.ewa_decays),
-                  schedule=config.optim.schedule, mesh=parallel.data_mesh())
-    on, off = (train_lib.compiled(model, gns=g, **common) for g in (True, False))
+                  schedule=config.optim.schedule, gns_every=config.gns_every, gns_split=config.gns_split)
+    mesh = parallel.data_mesh()
+    on, off = (step_lib.compiled(model, StepShape(gns=g, **common), mesh) for g in (True, False))
     # placed as train() places them, so these calls reuse the executables the runs compiled
     from scaling.lm.mesh import shard_batch
-    mesh = common["mesh"]
     hp = parallel.put_replicated(optim.hparams(config), mesh)
     rng = np.random.default_rng(1)
     batches = [shard_batch(rng.integers(0, BYTE_VOCAB, size=(B, L + 1)).astype(np.int32),
@@ -184,8 +185,8 @@ def test_split_step_statistics_and_bit_identity(whole_runs):
     model = build(config.model, BYTE_VOCAB)
     mesh = parallel.data_mesh()
     common = dict(batch_size=B, microbatch_size=B, seq_len=L, n_ewa=len(config.ewa_decays),
-                  schedule=config.optim.schedule, mesh=mesh, gns_every=EVERY, gns_split=SPLIT)
-    on, off = (train_lib.compiled(model, gns=g, **common) for g in (True, False))
+                  schedule=config.optim.schedule, gns_every=EVERY, gns_split=SPLIT)
+    on, off = (step_lib.compiled(model, StepShape(gns=g, **common), mesh) for g in (True, False))
     hp = parallel.put_replicated(optim.hparams(config), mesh)
     rng = np.random.default_rng(2)
     raw = [rng.integers(0, BYTE_VOCAB, size=(B, L + 1)).astype(np.int32) for _ in range(EVERY + 1)]
@@ -208,7 +209,7 @@ def test_split_step_statistics_and_bit_identity(whole_runs):
     assert set(m_off) == {"train_loss", "lr", "grad_norm"}
 
     # group j = rows j, j + SPLIT, ...: per-group gradients at the initial parameters
-    grad = jax.jit(jax.grad(lambda p, x: train_lib.loss_fn(model, p, x)))
+    grad = jax.jit(jax.grad(lambda p, x: step_lib.loss_fn(model, p, x)))
     groups = [grad(params0, raw[0][j::SPLIT]) for j in range(SPLIT)]
     stacked = jax.tree_util.tree_map(lambda *g: np.stack(g), *groups)
     g2, trace = gns.estimates(gns.from_microbatch_grads(stacked, B // SPLIT))

@@ -110,7 +110,7 @@ def test_race_stops_the_grid_at_the_first_target(lr_grid, tmp_path):
     for i, s in enumerate(raced):
         if i == winner:
             continue
-        assert s["status"] == "censored" and s["reason"].startswith("outpaced")
+        assert s["status"] == "censored" and s["censored_by"] == "outpaced" and s["reason"].startswith("outpaced")
         assert s["outpaced_by"] == dirs[winner].name and s["steps_to_target"] is None
         assert s["final_step"] == stop < single[i]["final_step"]
         assert rundir.read_metrics(dirs[i])[-1]["step"] == stop

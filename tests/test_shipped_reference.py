@@ -38,3 +38,19 @@ def test_predict_from_a_shipped_law(capsys):
     assert main(["predict", str(FITS["cbs_joint"]), "--params", "1e9", "--tokens", "2e10", "--json"]) == 0
     p = json.loads(capsys.readouterr().out)
     assert p["cbs"] > 0 and p["cbs_ci"][0] < p["cbs"] < p["cbs_ci"][1] and p["extrapolation"]["extrapolates"]
+
+
+def test_every_run_has_one_identity():
+    """Directory name == config.json run_id == summary.json run_id == the id of its config."""
+    from scaling.identity import run_id
+    from scaling.lm.config import TrainConfig
+    from scaling.summary import CENSORED_BY, RunSummary
+
+    dirs = [d for d in sorted(SWEEP.iterdir()) if (d / "config.json").is_file()]
+    assert len(dirs) == len(json.loads((SWEEP / "sweep.json").read_text())["runs"])
+    for d in dirs:
+        config = json.loads((d / "config.json").read_text())
+        summary = RunSummary.from_dict(json.loads((d / "summary.json").read_text()))
+        spec = {k: v for k, v in config["config"].items() if k != "derived"}
+        assert d.name == config["run_id"] == summary.run_id == run_id("lm", TrainConfig.from_dict(spec)), d
+        assert summary.status != "censored" or summary.censored_by in CENSORED_BY

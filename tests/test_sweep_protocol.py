@@ -37,6 +37,20 @@ def test_every_run_finished_once(finished):
     check_exactly_once(out)
 
 
+def test_one_identity_per_run(finished):
+    """Directory name == config.json run_id == summary.json run_id == the id of its config."""
+    from scaling.identity import run_id
+    from scaling.workloads.nqm import NQMWorkload
+
+    tmp, _, res = finished
+    dirs = [p for p in (tmp / "out").iterdir() if (p / "config.json").exists()]
+    assert len(dirs) == len(res.plan.runs)
+    for d in dirs:
+        config, summary = rundir.read_config(d), rundir.read_summary(d)
+        spec = {k: v for k, v in config["config"].items() if k != "derived"}
+        assert d.name == config["run_id"] == summary["run_id"] == run_id("nqm", NQMWorkload().build_config(spec))
+
+
 def test_targets_are_definition1(finished):
     tmp, grid, res = finished
     manifest = read_json(tmp / "out" / "sweep.json")
@@ -165,20 +179,6 @@ def test_explicit_target(tmp_path):
     assert all(math.isfinite(r["steps"]) for r in rows if r["status"] == "done")
 
 
-def test_demo_pipeline_on_a_fast_grid(tmp_path):
-    """``scaling demo``'s printing path (sweep -> steps.csv -> S(B) -> CBS) on an NQM grid."""
-    from scaling.sweep import demo
-
-    grid = write_grid(tmp_path / "g.yaml", tokens=[4096], batch_sizes=[4, 8, 16, 32, 64, 128])
-    lines = []
-    res = demo(out=tmp_path / "d", grid=grid, print_fn=lines.append, quiet=True, poll_s=0.05)
-    text = "\n".join(lines)
-    assert (tmp_path / "d" / "steps.csv").exists() and "critical batch size" in text and "interval" in text
-    steps = [t["steps"] for t in res["table"] if t["steps"]]
-    assert len(steps) >= 5 and all(a > b for a, b in zip(steps, steps[1:]))  # S(B) falls with B
-    assert main(["demo", "--grid", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "x")]) == 2
-
-
 def test_batch_sizes_past_a_fully_censored_one_are_recorded_without_training(tmp_path):
     """Once every lr at some B hits the token cap, the larger batch sizes are recorded censored
     without training (tokens to target grow with B) -- and the exact sweep agrees they would be."""
@@ -189,13 +189,14 @@ def test_batch_sizes_past_a_fully_censored_one_are_recorded_without_training(tmp
     for r in rows:
         if r["phase"] == "chase":
             by_b.setdefault(r["batch_size"], []).append(r)
-    full = [b for b in sorted(by_b) if all(r["status"] == "censored" and r["reason"].startswith("token cap")
+    codes = {r["run_id"]: rundir.read_run_summary(tmp_path / "out" / r["run_id"]).censored_by for r in rows}
+    full = [b for b in sorted(by_b) if all(r["status"] == "censored" and codes[r["run_id"]] == "cap"
                                            for r in by_b[b])]
     assert full, "the grid must have a batch size where every lr hits the cap"
     later = [b for b in sorted(by_b) if b > full[0]]
     assert later
     for b in sorted(by_b):
-        implied = [r["reason"].startswith("not trained") for r in by_b[b]]
+        implied = [codes[r["run_id"]] == "implied" for r in by_b[b]]
         assert all(implied) if b in later else not any(implied), b
     exact = exact_sweep(NQM(dim=32), Optimizer(), NQM_GRID["batch_sizes"], NQM_GRID["lrs"], 1024, 4, cap_factor=1)
     for b, s in zip(exact.batch_sizes, exact.steps_to_target):

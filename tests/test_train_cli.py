@@ -57,8 +57,13 @@ def test_cli_trains_into_default_run_dir(cfg, tmp_path, monkeypatch, capsys):
     assert main(["train", str(cfg), "--quiet", "--json"]) == 0
     import json
 
-    from scaling.lm.config import TrainConfig, config_hash
+    from scaling.identity import run_id
+    from scaling.lm.config import TrainConfig
     summary = json.loads(capsys.readouterr().out)
-    run_dir = tmp_path / "runs" / "train" / config_hash(TrainConfig.from_dict(tiny_spec(steps=20)))
+    rid = run_id("lm", TrainConfig.from_dict(tiny_spec(steps=20)))
+    run_dir = tmp_path / "runs" / "train" / rid
     assert summary["status"] == "done" and (run_dir / "status").read_text().strip() == "done"
+    # one identity: directory name == config.json run_id == summary.json run_id
+    assert json.loads((run_dir / "config.json").read_text())["run_id"] == rid == summary["run_id"]
+    assert json.loads((run_dir / "summary.json").read_text())["run_id"] == rid
     assert summary["final_step"] == 20

@@ -13,7 +13,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from scaling.lm import mesh as parallel, optim, train as train_lib  # noqa: E402
+from scaling.lm import mesh as parallel, optim, step as step_lib, train as train_lib
+from scaling.lm.step import StepShape  # noqa: E402
 from scaling.lm.config import TrainConfig  # noqa: E402
 from scaling.lm.model import build  # noqa: E402
 
@@ -43,9 +44,10 @@ def steps(setup):
     """The trainer's own cached functions: whole batch, and 4 microbatches with the GNS statistics."""
     config, model, _ = setup
     mesh = parallel.data_mesh()
-    common = dict(batch_size=B, seq_len=L, n_ewa=1, schedule="constant", mesh=mesh)
-    return {1: train_lib.compiled(model, microbatch_size=B, gns=False, **common),
-            4: train_lib.compiled(model, microbatch_size=B // 4, gns=True, **common)}
+    common = dict(batch_size=B, seq_len=L, n_ewa=1, schedule="constant",
+                  gns_every=TrainConfig.gns_every, gns_split=TrainConfig.gns_split)
+    return {1: step_lib.compiled(model, StepShape(microbatch_size=B, gns=False, **common), mesh),
+            4: step_lib.compiled(model, StepShape(microbatch_size=B // 4, gns=True, **common), mesh)}
 
 
 def fresh_state(fns):

@@ -8,6 +8,7 @@ from typing import Sequence
 
 HELP = "train one language model from a YAML config into a run directory (resumable)"
 DEFAULT_RUNS = Path("runs") / "train"
+WORKLOAD = "lm"
 
 
 def add_arguments(p) -> None:
@@ -15,7 +16,7 @@ def add_arguments(p) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
     p.add_argument("--out", metavar="RUN_DIR", default=None,
-                   help=f"run directory (default {DEFAULT_RUNS}/<config hash>)")
+                   help=f"run directory (default {DEFAULT_RUNS}/<run id>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
 
@@ -35,11 +36,11 @@ def load_config(path, overrides: Sequence[str] = ()):
 def run(args) -> int:
     import sys
 
-    from scaling.lm.config import config_hash
+    from scaling.identity import run_id
     from scaling.store import to_json
 
     config = load_config(args.config, args.overrides)  # bad input: exit 2 before JAX is imported
-    run_dir = Path(args.out) if args.out else DEFAULT_RUNS / config_hash(config)
+    run_dir = Path(args.out) if args.out else DEFAULT_RUNS / run_id(WORKLOAD, config)
 
     from scaling.lm.train import train
 

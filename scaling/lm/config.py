@@ -12,13 +12,11 @@ Range checks raise ``ScalingError`` (one line, exit status 2 from the CLI).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from scaling.config_io import from_dict, identity_dict, require, to_dict
+from scaling.config_io import from_dict, require, to_dict
 
 
 def decay_from_half_life(half_life_tokens: float, tokens_per_step: int) -> float:
@@ -259,13 +257,3 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data) -> "TrainConfig":
         return from_dict(cls, data)
-
-
-def config_hash(config: TrainConfig, length: int = 12) -> str:
-    """Stable identity of a run: sha256 of the canonical JSON of its non-default fields.
-
-    Hashing only what differs from the defaults (``configs.identity_dict``) keeps the ids of
-    recorded runs when a later version adds a field with a default.
-    """
-    blob = json.dumps(identity_dict(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]

@@ -5,26 +5,21 @@ Python API (mirrors the CLI):
 - ``run_sweep(grid_path, workers=1, dry_run=False, out=None, devices=None, ...)``  ``scaling sweep``
 - ``status(runs="runs")``                                   ``scaling status``
 - ``steps_rows(runs_dir)``, ``write_steps_csv(rows, path)``  ``scaling steps``
-- ``demo(out="runs/demo")``                                 ``scaling demo``
 
 Modules: ``grid`` (YAML grid files), ``plan`` (expansion, run ids), ``protocol`` (targets,
 manifest), ``locks`` (claims with heartbeats), ``worker`` (the run loop, failure isolation),
-``runner`` (one command, K workers), ``records``/``status``/``steps`` (reading sweeps back).
+``runner`` (one command, K workers), ``records``/``status``/``export`` (reading sweeps back).
+The demo (sweep + analysis + figures) sits above this layer, in ``scaling.demo``.
 Nothing here imports JAX; the LM workload does, when a run starts.
 """
 
 from scaling.sweep.grid import Grid, load_grid, parse_grid
-from scaling.sweep.plan import Plan, expand, run_id, token_cost
+from scaling.sweep.plan import Plan, expand, token_cost
 from scaling.sweep.runner import SweepOutcome, open_sweep, run_sweep, run_worker
 from scaling.sweep.status import render as render_status
 from scaling.sweep.status import status
 from scaling.sweep.export import steps_csv, steps_rows, write_steps_csv
 
-
-# Imported eagerly: binding the function after the submodule loads keeps ``scaling.sweep.demo``
-# the function even after ``import scaling.sweep.demo`` elsewhere (a lazy wrapper gets shadowed).
-from scaling.sweep.demo import demo  # noqa: E402
-
-__all__ = ["Grid", "load_grid", "parse_grid", "Plan", "expand", "run_id", "token_cost", "SweepOutcome",
+__all__ = ["Grid", "load_grid", "parse_grid", "Plan", "expand", "token_cost", "SweepOutcome",
            "open_sweep", "run_sweep", "run_worker", "status", "render_status", "steps_rows", "steps_csv",
-           "write_steps_csv", "demo"]
+           "write_steps_csv"]

@@ -8,7 +8,7 @@ Two phases (Zhang et al. 2024, Sec. 2 and Definition 1):
   ``target_loss = L*`` and ``max_tokens = max_tokens_factor x D``; they stop at L* or are
   censored at the cap.
 
-A run's identity is the hash of its resolved config (``run_id``), so a chase run's id exists
+A run's identity is the hash of its config (``scaling.identity.run_id``), so a chase run's id exists
 only once its group's target is known. Every config is built through the workload (which
 rejects unknown keys and bad values) before anything runs.
 """
@@ -17,34 +17,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-from scaling.config_io import identity_dict, set_dotted
+from scaling.config_io import set_dotted
 from scaling.errors import ScalingError
 from scaling.sweep.grid import DEFINITION1, WARMUP_KEY, Grid
 
 REFERENCE, CHASE = "reference", "chase"
-ID_LENGTH = 12  # hex characters of the sha256 kept as a run id
 VALIDATION_TARGET = 1.0  # placeholder L* used to validate chase configs before targets exist
 PARAMS_PROBE_TOKENS = 10**15  # D used only to build a config whose params are read
-
-
-def identity(workload, config) -> dict:
-    """What defines a run: its config's non-default fields (``configs.identity_dict``), so a
-    later version that adds a field with a default keeps every recorded run's id; a workload
-    whose config is not a dataclass is identified by its whole ``config_dict``."""
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        return identity_dict(config)
-    return workload.config_dict(config)
-
-
-def run_id(workload: str, config: Mapping) -> str:
-    """sha256 of the canonical JSON of (workload name, ``identity(config)``): the run's id."""
-    blob = json.dumps({"workload": workload, "config": config}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:ID_LENGTH]
 
 
 def deep_merge(a: Mapping, b: Mapping) -> dict:

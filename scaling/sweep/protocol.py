@@ -28,7 +28,8 @@ from typing import Optional
 from scaling import rundir
 from scaling.errors import ScalingError
 from scaling.store import append_jsonl, atomic_write_json, read_json
-from scaling.sweep.plan import REFERENCE, Plan, RunSpec, build, identity, run_id, with_target
+from scaling.identity import run_id
+from scaling.sweep.plan import REFERENCE, Plan, RunSpec, build, with_target
 
 MANIFEST = "sweep.json"
 EVENTS = "events.jsonl"
@@ -139,7 +140,7 @@ class SweepState:
             spec = self.plan.runs[index]
             d = with_target(self.workload, spec, target)
             config = build(self.workload, d, f"run {spec.label}")
-            rid = run_id(self.workload.name, identity(self.workload, config))
+            rid = run_id(self.workload.name, config)
             self._runs[key] = Run(spec=spec, run_id=rid, config=config, target=target,
                                   run_dir=self.root / rid)
         return self._runs[key]

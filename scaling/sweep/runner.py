@@ -23,7 +23,8 @@ from scaling.sweep import locks
 from scaling.sweep.grid import load_grid
 from scaling.sweep.plan import REFERENCE, Plan, expand, token_cost
 from scaling.sweep.protocol import SweepState
-from scaling.sweep.worker import WorkerOptions, enable_compile_cache, work
+from scaling.lm.compile_cache import enable as enable_compile_cache
+from scaling.sweep.worker import WorkerOptions, work
 
 DEFAULT_RUNS_ROOT = "runs"
 DEFAULT_COMPILE_CACHE = None  # None: the trainer's own ($SCALING_CACHE/jax or ~/.cache/scaling/jax)

@@ -20,7 +20,7 @@ the same as for separate runs, except that the outpaced runs are ``censored`` ea
 
 Compile reuse: a worker runs many runs in one process, so the trainer's jitted functions
 (cached by shape) are reused across runs; JAX's persistent compilation cache
-(``enable_compile_cache``) carries compiled programs across processes.
+(``scaling.lm.compile_cache``) carries compiled programs across processes.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -41,12 +40,14 @@ from scaling.sweep.grid import AUTO
 from scaling.sweep.plan import REFERENCE
 from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, SweepState, reference_loss
 from scaling.store import atomic_write_json, atomic_write_text
+from scaling.summary import CAP, IMPLIED, RunSummary
 
 DEFAULT_POLL_S = 2.0  # how often an idle worker looks for work that became available
 ERROR_FILE = "error.txt"
 MAX_TOGETHER = 16  # most runs trained as one program (a grid's lr x seed set is far smaller)
 RETRYABLE = ("failed",)  # statuses a later sweep invocation runs again (diverged is deterministic)
 OOM_MARKERS = ("RESOURCE_EXHAUSTED", "out of memory", "Out of memory", "OOM")
+NO_STATUS = "workload returned without writing a status"
 
 
 @dataclass
@@ -65,24 +66,6 @@ class WorkerOptions:
             self.name = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def enable_compile_cache(path: "str | os.PathLike | None") -> None:
-    """JAX's persistent compilation cache at ``path`` (programs compiled once per machine
-    are reused by every later process); no-op for None. Safe before or after importing JAX."""
-    if not path:
-        return
-    path = str(Path(path).expanduser())
-    os.makedirs(path, exist_ok=True)
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", path)
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-    if "jax" in sys.modules:
-        import jax
-
-        jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def failure_reason(exc: BaseException) -> str:
     """One line saying why a run crashed; out-of-memory errors are named as such."""
     text = " ".join(str(exc).split())[:500]
@@ -91,12 +74,13 @@ def failure_reason(exc: BaseException) -> str:
     return f"crashed: {type(exc).__name__}: {text}"
 
 
-def _failure_summary(sweep: SweepState, run: Run, reason: str) -> dict:
+def untrained_summary(sweep: SweepState, run: Run, status: str, reason: str,
+                      censored_by: Optional[str] = None) -> RunSummary:
+    """The summary of a run the worker records itself: a failure, or censored without training."""
     g = sweep.plan.group(run.spec.group)
-    return {"status": "failed", "reason": reason, "target_loss": run.target, "steps_to_target": None,
-            "params": g.params, "tokens": g.tokens, "batch_size": run.spec.batch_size,
-            "seq_len": None, "lr": run.spec.lr, "seed": run.spec.seed, "final_eval_loss": None,
-            "final_eval_loss_ewa": None, "eval_metric": None, "workload": sweep.workload.name}
+    return RunSummary(status=status, reason=reason, censored_by=censored_by, target_loss=run.target,
+                      params=g.params, tokens=g.tokens, batch_size=run.spec.batch_size, lr=run.spec.lr,
+                      seed=run.spec.seed, workload=sweep.workload.name, run_id=run.run_id)
 
 
 def execute(sweep: SweepState, run: Run, opts: WorkerOptions) -> dict:
@@ -109,12 +93,9 @@ def execute(sweep: SweepState, run: Run, opts: WorkerOptions) -> dict:
     except BaseException as exc:  # noqa: BLE001 - failure isolation is the point
         reason = failure_reason(exc)
         atomic_write_text(run.run_dir / ERROR_FILE, traceback.format_exc())
-        summary = _failure_summary(sweep, run, reason)
-        rundir.finish(run.run_dir, summary)
-        return summary
+        return rundir.finish(run.run_dir, untrained_summary(sweep, run, "failed", reason))
     if rundir.read_status(run.run_dir) is None:
-        summary = _failure_summary(sweep, run, "workload returned without writing a status")
-        rundir.finish(run.run_dir, summary)
+        return rundir.finish(run.run_dir, untrained_summary(sweep, run, "failed", NO_STATUS))
     return rundir.read_summary(run.run_dir) or summary
 
 
@@ -185,16 +166,13 @@ def execute_together(sweep: SweepState, runs: list, opts: WorkerOptions) -> list
         for run in runs:
             if rundir.read_status(run.run_dir) is None:
                 atomic_write_text(run.run_dir / ERROR_FILE, traceback.format_exc())
-                rundir.finish(run.run_dir, _failure_summary(sweep, run, reason))
+                rundir.finish(run.run_dir, untrained_summary(sweep, run, "failed", reason))
     out = []
     for run in runs:
         if rundir.read_status(run.run_dir) is None:
-            rundir.finish(run.run_dir, _failure_summary(sweep, run, "workload returned without writing a status"))
+            rundir.finish(run.run_dir, untrained_summary(sweep, run, "failed", NO_STATUS))
         out.append(rundir.read_summary(run.run_dir) or {"status": rundir.read_status(run.run_dir)})
     return out
-
-
-CAP_REASON = "token cap"  # how a censored run's reason starts when it ran out of tokens (scaling.train)
 
 
 def implied_censored(sweep: SweepState, run: Run, known: list) -> Optional[str]:
@@ -220,16 +198,16 @@ def implied_censored(sweep: SweepState, run: Run, known: list) -> Optional[str]:
     ref = sweep.plan.grid.reference_batch
     reached_below = ref is not None  # the reference batch reaches the target by construction
     for b in sorted(by_batch):
-        summaries = [rundir.read_summary(r.run_dir) for r in by_batch[b]]
+        summaries = [rundir.read_run_summary(r.run_dir) for r in by_batch[b]]
         if any(x is None for x in summaries):
             continue
-        if any(x.get("status") == "done" for x in summaries):
+        if any(x.status == "done" for x in summaries):
             reached_below = True
             continue
         if not reached_below or (ref is not None and b < ref):
             continue  # below the batch sizes that reach the target, a capped B says nothing of larger ones
-        capped = [(reference_loss(x), float(x["lr"])) for x in summaries
-                  if x.get("status") == "censored" and str(x.get("reason", "")).startswith(CAP_REASON)]
+        capped = [(reference_loss(x.to_dict()), float(x.lr)) for x in summaries
+                  if x.status == "censored" and x.censored_by == CAP]
         capped = [(loss, lr) for loss, lr in capped if loss is not None]
         if not capped:
             continue
@@ -244,9 +222,7 @@ def implied_censored(sweep: SweepState, run: Run, known: list) -> Optional[str]:
 def record_implied(sweep: SweepState, run: Run, reason: str) -> dict:
     _prepare(sweep, run)
     atomic_write_text(run.run_dir / rundir.METRICS, "")  # no training, no rows
-    summary = dict(_failure_summary(sweep, run, reason), status="censored", implied=True)
-    rundir.finish(run.run_dir, summary)
-    return summary
+    return rundir.finish(run.run_dir, untrained_summary(sweep, run, "censored", reason, censored_by=IMPLIED))
 
 
 def needs_run(run: Run, opts: WorkerOptions) -> bool:

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
 from scaling.config_io import from_dict, require, to_dict
+from scaling.identity import run_id
 from scaling.rundir import METRICS, append_metrics, finish, write_config
+from scaling.summary import CAP, RunSummary
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ def run_nqm(config: NQMConfig, run_dir: Path) -> dict:
     end = first_bad
     if reached is not None and config.stop_at_target:
         end = min(end, next(k for k in range(len(steps)) if losses[k] <= target) + 1)
+    censored_by = None
     if reached is None and bad:
         status, reason = "diverged", f"loss exceeded {DIVERGENCE_FACTOR:g}x its initial value at step {int(steps[first_bad])}"
         end = first_bad + 1
@@ -139,28 +142,24 @@ def run_nqm(config: NQMConfig, run_dir: Path) -> dict:
     elif reached is not None:
         status, reason = "done", "target reached"
     else:
-        status, reason = "censored", f"token cap {config.token_cap} reached before the target"
+        status, reason, censored_by = "censored", f"token cap {config.token_cap} reached before the target", CAP
 
     rows = [{"step": int(s), "tokens": int(s) * config.batch_size,
              "eval_loss": float(l) if math.isfinite(l) else None, "lr": config.lr}
             for s, l in zip(steps[:end], losses[:end])]
     finite = [r["eval_loss"] for r in rows if r["eval_loss"] is not None]
     final = rows[-1]
-    summary = {
-        "status": status, "reason": reason, "target_loss": target,
-        "steps_to_target": reached,
-        "tokens_to_target": reached * config.batch_size if reached is not None else None,
-        "final_step": final["step"], "final_tokens": final["tokens"],
-        "final_eval_loss": final["eval_loss"], "final_eval_loss_ewa": None,
-        "best_eval_loss": min(finite) if finite else None,
-        "params": config.dim, "tokens": config.tokens, "batch_size": config.batch_size,
-        "seq_len": 1, "lr": config.lr, "seed": config.seed, "eval_metric": "eval_loss",
-        "workload": "nqm", "mode": config.mode,
-    }
+    rid = run_id(NQMWorkload.name, config)
+    summary = RunSummary(
+        status=status, reason=reason, censored_by=censored_by, target_loss=target, steps_to_target=reached,
+        tokens_to_target=reached * config.batch_size if reached is not None else None,
+        final_step=final["step"], final_tokens=final["tokens"], final_eval_loss=final["eval_loss"],
+        best_eval_loss=min(finite) if finite else None, params=config.dim, tokens=config.tokens,
+        batch_size=config.batch_size, seq_len=1, lr=config.lr, seed=config.seed, eval_metric="eval_loss",
+        workload=NQMWorkload.name, run_id=rid, extra={"mode": config.mode})
     write_config(run_dir, {**to_dict(config), "derived": {"total_steps": config.total_steps,
                                                           "token_cap": config.token_cap}},
-                 workload="nqm", run_id=run_dir.name)
+                 workload=NQMWorkload.name, run_id=rid)
     (run_dir / METRICS).unlink(missing_ok=True)  # a rerun replaces, never appends to, old metrics
     append_metrics(run_dir, rows)
-    finish(run_dir, summary)
-    return summary
+    return finish(run_dir, summary)

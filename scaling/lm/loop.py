@@ -1,0 +1,155 @@
+"""The one host loop, shared by a single run and K vectorised runs.
+
+It reads top to bottom (nanodo's ``train_and_evaluate``): for each step, dispatch the update
+and only *then* pull the previous step's metrics to the host, so the device never waits for
+Python. What happens between steps is a set of policies, each a small object beside the loop
+(levanter's hooks), not a copy of the loop:
+
+- ``Schedule``   which steps evaluate (``scaling.lm.evaluation.eval_steps``) and checkpoint;
+- evaluation     the records decide divergence, the target crossing and the target stop;
+- racing         in a race (one batch size's lrs chasing one target, S(B) being the minimum
+                 over them, Zhang et al. 2024, Sec. 2) the first run to reach the target stops
+                 the others, recorded as outpaced;
+- checkpointing  ``Checkpoints.save`` for the runs still going;
+- ``Progress``   an optional progress bar.
+
+A record stops being updated when its run stops (target, divergence, outpaced); the program
+keeps computing it (masked) until every run has stopped or the cap is reached, so its shape
+never changes (no recompilation).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import jax
+import numpy as np
+
+from scaling.lm.record import RunRecord
+
+FLUSH_ROWS = 100  # buffered metrics rows of a run before an append to metrics.jsonl
+CHECKPOINT_INTERVAL_S = 300.0  # wall seconds between checkpoints when none is set in tokens
+
+
+@dataclass(frozen=True)
+class Schedule:
+    total: int  # steps (the token cap)
+    evals: frozenset
+    checkpoint_every: Optional[int]  # steps; None: every CHECKPOINT_INTERVAL_S of wall time
+    gns_every: Optional[int] = None  # vmapped split-batch noise scale: measuring step every n steps
+
+    def checkpoint_due(self, step: int, since_last_s: float) -> bool:
+        if step >= self.total:
+            return False
+        if self.checkpoint_every is not None:
+            return step % self.checkpoint_every == 0
+        return since_last_s >= CHECKPOINT_INTERVAL_S  # resuming gives the same metrics wherever they fall
+
+
+class Progress:
+    """A tqdm bar over steps for one run (``scaling train`` without ``--quiet``)."""
+
+    def __init__(self, record: RunRecord, total: int):
+        from tqdm import tqdm
+
+        self.record = record
+        self.bar = tqdm(total=total, initial=record.start, file=sys.stderr, unit="step", dynamic_ncols=True,
+                        desc=f"train {record.run_id}")
+
+    def stepped(self, step: int) -> None:
+        self.bar.update(1)
+        row = self.record.rows.get(step)
+        if row and "tokens_per_s" in row:
+            tps = row["tokens_per_s"]
+            self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", tok_s=f"{tps:.3g}" if tps else "-", refresh=False)
+
+    def evaluated(self, value) -> None:
+        self.bar.set_postfix(loss=f"{self.record.last_train_loss:.3f}", eval=f"{value:.3f}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@dataclass
+class Loop:
+    """The loop's inputs: compiled functions, their data and the policies."""
+    fns: object  # scaling.lm.step.Compiled
+    hp: object  # traced hyperparameters (stacked [K] when vmapped)
+    val: tuple  # (validation chunks, weights) on the devices
+    next_batch: Callable  # () -> the step's batch on the devices
+    records: list
+    schedule: Schedule
+    race: bool = False
+    save: Optional[Callable] = None  # (step, state, records) -> None: checkpoint the active runs
+    finish: Optional[Callable] = None  # (record, paused s) -> None: write a stopped run's record now
+    progress: Optional[Progress] = None
+
+    def run(self, state, start: int):
+        """Train from step ``start`` until every run stopped or the cap; returns (state, paused s)."""
+        step, pending, paused = start, None, 0.0
+        last_ckpt = time.perf_counter()
+        while step < self.schedule.total and any(r.active for r in self.records):
+            fn = self.fns.measuring_step if self._measures(step) else self.fns.step
+            state, metrics = fn(state, self.next_batch(), self.hp)  # dispatched; runs while we look at t-1
+            step += 1
+            if pending is not None:
+                self._pull(*pending, paused)
+            pending = (step, metrics)
+            at_eval = step in self.schedule.evals
+            at_ckpt = self.save is not None and self.schedule.checkpoint_due(step, time.perf_counter() - last_ckpt)
+            if not (at_eval or at_ckpt):
+                for r in self.records:
+                    if len(r.rows) >= FLUSH_ROWS:
+                        r.flush()
+                continue
+            t0 = time.perf_counter()
+            self._pull(*pending, paused)
+            pending = None
+            if at_eval and any(r.active for r in self.records):
+                self._evaluate(state, step)
+            self._finish_stopped(paused + time.perf_counter() - t0)
+            for r in self.records:
+                r.flush()
+            if at_ckpt and any(r.active for r in self.records):
+                self.save(step, state, [r for r in self.records if r.active])
+                last_ckpt = time.perf_counter()
+            paused += time.perf_counter() - t0
+        if pending is not None:
+            self._pull(*pending, paused)
+        return state, paused
+
+    def _measures(self, step: int) -> bool:
+        return self.schedule.gns_every is not None and step % self.schedule.gns_every == 0
+
+    def _pull(self, step: int, metrics, paused: float) -> None:
+        host = jax.device_get(metrics)
+        now = time.perf_counter()
+        for k, r in enumerate(self.records):
+            m = {name: float(v[k] if self.fns.vmapped else v) for name, v in host.items()}
+            if r.pull(step, m, now, paused) and self.progress is not None:
+                self.progress.stepped(step)
+
+    def _evaluate(self, state, step: int) -> None:
+        losses = np.asarray(jax.device_get(self.fns.evaluate(state, self.hp, *self.val)))
+        losses = losses if self.fns.vmapped else losses[None]
+        for k, r in enumerate(self.records):
+            r.evaluated(step, losses[k])
+        if self.progress is not None:
+            self.progress.evaluated(self.records[0].final_eval.get(self.records[0].metric))
+        if self.race:
+            winners = [r for r in self.records if r.status == "done" and r.reached is not None]
+            if winners:
+                first_in = min(winners, key=lambda r: r.reached)
+                for r in self.records:
+                    if r.active:
+                        r.outpaced(first_in, step)
+
+    def _finish_stopped(self, paused: float) -> None:
+        if self.finish is None:
+            return
+        for r in self.records:
+            if not r.active and r.summary is None:
+                self.finish(r, paused)
