@@ -4,6 +4,8 @@ import csv
 import json
 
 from scaling.cli import main
+from scaling.demo import demo
+from sweep_helpers import write_grid
 
 
 def test_nqm_demo_runs_the_whole_pipeline(tmp_path, capsys):
@@ -24,3 +26,15 @@ def test_nqm_demo_runs_the_whole_pipeline(tmp_path, capsys):
     again = capsys.readouterr().out
     cbs_lines = [l for l in text.splitlines() if l.startswith("D = ")]
     assert cbs_lines == [l for l in again.splitlines() if l.startswith("D = ")]
+
+
+def test_demo_pipeline_on_a_fast_grid(tmp_path):
+    """``scaling demo``'s printing path (sweep -> steps.csv -> S(B) -> CBS) on an NQM grid."""
+    grid = write_grid(tmp_path / "g.yaml", tokens=[4096], batch_sizes=[4, 8, 16, 32, 64, 128])
+    lines = []
+    res = demo(out=tmp_path / "d", grid=grid, print_fn=lines.append, quiet=True, poll_s=0.05)
+    text = "\n".join(lines)
+    assert (tmp_path / "d" / "steps.csv").exists() and "critical batch size" in text and "interval" in text
+    steps = [t["steps"] for t in res["table"] if t["steps"]]
+    assert len(steps) >= 5 and all(a > b for a, b in zip(steps, steps[1:]))  # S(B) falls with B
+    assert main(["demo", "--grid", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "x")]) == 2

@@ -1,4 +1,4 @@
-"""``scaling demo``: the demo sweep on the embedded corpus, steps to target, CBS (mirrors ``scaling.sweep.demo``)."""
+"""``scaling demo``: the demo sweep on the embedded corpus, steps to target, CBS (mirrors ``scaling.demo.demo``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from scaling.sweep.demo import WORKLOAD_GRIDS, demo
+    from scaling.demo import WORKLOAD_GRIDS, demo
 
     grid = args.grid or WORKLOAD_GRIDS[args.workload]
     out = args.out or ("runs/demo" if args.workload == "lm" else "runs/nqm_demo")

@@ -1,11 +1,13 @@
-"""``scaling demo``: the whole measurement on this machine, in minutes.
+"""``scaling demo``: the whole pipeline on this machine, in minutes (the top layer: it uses the
+sweep, the analysis, the fit command's table and the figures).
 
 Runs the demo grid (``runs/grids/demo.yaml``: one tiny byte-level model on the embedded
-default corpus, Definition-1 target at B_ref, several batch sizes x two learning rates) into
-``runs/demo``, writes ``steps.csv`` there, prints S(B) -- steps to the target falling with
-batch size, linearly at first, then more slowly -- and, when ``scaling.analysis`` is
-installed, the critical batch size (Zhang et al. 2024, Definition 1) with its bootstrap interval
-and McCandlish's B_noise beside it. Rerunning resumes; a finished demo only re-prints.
+default corpus, Definition-1 target at B_ref, several batch sizes x two learning rates; or
+``nqm_demo.yaml``) into ``runs/demo``, writes ``steps.csv`` there, prints S(B) -- steps to the
+target falling with batch size, linearly at first, then more slowly -- the critical batch size
+(Zhang et al. 2024, Definition 1) with its bootstrap interval and McCandlish's B_noise beside it,
+fits CBS against D when there are enough data sizes, and draws the figures. Rerunning resumes;
+a finished demo only re-prints.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from scaling.errors import ScalingError
-from scaling.sweep.runner import run_sweep
 from scaling.sweep.export import steps_rows, write_steps_csv
+from scaling.sweep.runner import run_sweep
 
-DEMO_GRID = Path(__file__).resolve().parents[2] / "runs" / "grids" / "demo.yaml"
+DEMO_GRID = Path(__file__).resolve().parents[1] / "runs" / "grids" / "demo.yaml"
 DEFAULT_OUT = Path("runs") / "demo"
 STEPS_FILE = "steps.csv"
 FIT_FILE = "fit_tokens.json"
@@ -71,11 +73,9 @@ def render_steps(table: list, reference_batch: Optional[int]) -> str:
 
 
 def analyse(steps_path: Path, reference_batch: Optional[int]):
-    """CBS per group (Zhang et al. 2024 Def. 1) from the demo's steps table, or None."""
-    try:
-        from scaling.analysis import critical_batch_sizes, load_steps
-    except ImportError:
-        return None
+    """CBS per group (Zhang et al. 2024 Def. 1) from the demo's steps table."""
+    from scaling.analysis import critical_batch_sizes, load_steps
+
     return critical_batch_sizes(load_steps(steps_path), reference_batch=reference_batch)
 
 
