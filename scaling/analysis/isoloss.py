@@ -109,12 +109,13 @@ def crossing_tokens(tokens: Sequence[float], losses: Sequence[float], target: fl
 def vertex_batch(batch_sizes, tokens) -> tuple:
     """(B_opt, at_edge): vertex of the parabola in (log B, log D*) through the fewest tokens to
     target and its neighbours; the smallest/largest batch when the fewest tokens sit there."""
-    x, y = np.log(np.asarray(batch_sizes, float)), np.log(np.asarray(tokens, float))
+    bs = np.asarray(batch_sizes, float)
+    x, y = np.log(bs), np.log(np.asarray(tokens, float))
     k = int(np.argmin(y))
     if k == 0 or k == len(x) - 1:
-        return float(np.exp(x[k])), True
+        return float(bs[k]), True
     a, b, _ = np.polyfit(x[k - 1:k + 2], y[k - 1:k + 2], 2)
-    return (float(np.exp(-b / (2 * a))) if a > 0 else float(np.exp(x[k]))), False
+    return (float(np.exp(-b / (2 * a))) if a > 0 else float(bs[k])), False
 
 
 def iso_loss_groups(grid: LossGrid, target_losses: Sequence[float]) -> tuple:

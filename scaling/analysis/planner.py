@@ -31,7 +31,7 @@ from typing import Optional
 import numpy as np
 
 from scaling.analysis.bootstrap import DEFAULT_CONFIDENCE, percentile_interval
-from scaling.analysis.definitions import DEFAULT_OVERHEAD
+from scaling.analysis.definitions import DEFAULT_OVERHEAD, cbs_hyperbola
 from scaling.analysis.presets import FLOPS_PER_PARAM_TOKEN
 from scaling.errors import ScalingError
 
@@ -40,6 +40,7 @@ GRADIENT_BYTES = 4.0            # fp32 gradients
 DEFAULT_PER_CHIP_BATCH = 1      # one sequence per chip: the most data parallelism a batch allows
 RANGE_OCTAVES = 5               # rows from anchor / 2^5 to anchor x 2^5 (powers of two)
 TIE_RTOL = 1e-9                 # two plans this close in time or cost are tied
+CONSISTENCY_LOG_TOL = 0.05      # CBS law vs the step model's own Definition-1 CBS: say so beyond 5%
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,12 @@ def plan(law: PlanLaw, params: float, tokens: float, hw: Hardware, *, within: fl
         assumptions.append(f"steps: S(B) = S_min (1 + B_noise / B) to the law's target loss, S_min "
                            f"{law.s_min:.4g}, B_noise {law.b_noise:.4g}; overhead against B_ref "
                            f"{law.reference_batch:g}")
+        if law.cbs is not None:
+            implied = cbs_hyperbola(law.b_noise, law.reference_batch, DEFAULT_OVERHEAD)
+            if abs(np.log(implied / law.cbs)) > CONSISTENCY_LOG_TOL:
+                assumptions.append(f"the CBS law ({law.cbs:.4g}) and the S_min, B_noise laws are fitted "
+                                   f"separately; here the step model puts the {100 * DEFAULT_OVERHEAD:g}% "
+                                   f"overhead at B = {float(implied):.4g}")
     else:
         cannot.append(f"steps to a target loss: law {law.name} has no step model S(B) (it gives only "
                       f"{'a CBS' if law.cbs is not None else 'B_opt' if law.b_opt is not None else 'B_crit'}); every row trains the D tokens instead, "

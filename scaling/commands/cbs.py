@@ -12,7 +12,8 @@ def add_arguments(p) -> None:
     from scaling.analysis.definitions import DEFAULT_OVERHEAD
     from scaling.analysis.stepmodel import MODELS
 
-    p.add_argument("steps", metavar="STEPS", help="steps table CSV, or a runs directory")
+    p.add_argument("steps", metavar="STEPS", nargs="?", default=None,
+                   help="steps table CSV, or a runs directory (or --from-losses)")
     p.add_argument("--reference-batch", type=float, default=None, metavar="B",
                    help="B_ref in sequences (default: the smallest batch of each group)")
     p.add_argument("--overhead", type=float, default=DEFAULT_OVERHEAD, metavar="EPS",
@@ -28,9 +29,19 @@ def add_arguments(p) -> None:
     p.add_argument("--gns", action="store_true",
                    help="also compare the runs' gradient noise scale B_simple (steps column b_simple) with "
                         "B_noise and the CBS (scaling.analysis.gns_compare.compare_gns)")
+    p.add_argument("--from-losses", default=None, metavar="LOSSES.csv",
+                   help="read steps to --target-loss off a loss grid at several data sizes (iso-loss; "
+                        "scaling.analysis.isoloss) instead of a steps table")
+    p.add_argument("--target-loss", type=float, action="append", default=[], metavar="L",
+                   help="with --from-losses: the target loss (repeatable: one group per model size and target)")
 
 
 def compute(args):
+    from scaling.commands._isoloss import iso_loss_result
+
+    iso = iso_loss_result(args)  # --from-losses: the iso-loss CBS; None for a steps table
+    if iso is not None:
+        return iso.cbs
     from scaling.analysis import critical_batch_sizes
     from scaling.analysis.steps_table import parse_where, select_groups
     from scaling.sweep.export import load_table
@@ -59,6 +70,9 @@ def render(result) -> str:
 
 
 def run(args) -> int:
+    if getattr(args, "from_losses", None):
+        from scaling.commands._isoloss import run as run_iso
+        return run_iso(args)
     from scaling.analysis.report import print_warnings
     from scaling.store import to_json
 
