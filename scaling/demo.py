@@ -19,11 +19,11 @@ from typing import Callable, Optional
 
 from scaling.errors import ScalingError
 from scaling.sweep.export import steps_rows, write_steps_csv
+from scaling.sweep.records import STEPS_FILE
 from scaling.sweep.runner import run_sweep
 
 DEMO_GRID = Path(__file__).resolve().parents[1] / "runs" / "grids" / "demo.yaml"
 DEFAULT_OUT = Path("runs") / "demo"
-STEPS_FILE = "steps.csv"
 FIT_FILE = "fit_tokens.json"
 MIN_GROUPS_FOR_LAW = 3  # a power law through fewer data sizes has no residual to judge it by
 DEMO_FIGURES = ("fig_steps_vs_batch_data_sizes", "fig_cbs_vs_data_size", "fig_loss_vs_tokens")

@@ -2,6 +2,7 @@
 table against the exact NQM sweep, status, reruns, failure isolation."""
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -98,6 +99,40 @@ def test_steps_table_matches_exact_sweep(finished, tmp_path):
     assert len(table.groups) == 2
     for g in table.groups:
         assert all(np.diff(g.steps) < 0)  # steps to target fall with batch size
+
+
+def test_one_rule_finds_sweeps_for_the_cli_and_the_figures(finished, tmp_path):
+    """sweep.json, run directories or an exported steps.csv make a sweep directory, at depth 1 or
+    2; the CLI (steps, status) and the figures (plots.sources.discover) find the same ones."""
+    import shutil
+
+    from scaling.plots import sources
+    from scaling.sweep.records import find_sweeps
+
+    tmp, _, _ = finished
+    root = tmp_path / "runs"
+    shutil.copytree(tmp / "out", root / "t")
+    (root / "grids").mkdir()
+    (root / "study" / "case").mkdir(parents=True)
+    write_steps_csv(steps_rows(tmp / "out"), root / "study" / "case" / "steps.csv")  # a table, no runs
+    assert find_sweeps(root) == [root / "study" / "case", root / "t"]
+    assert find_sweeps(root / "t") == [root / "t"]  # a sweep's own run directories are not sweeps
+    assert sorted(s.path for s in sources.discover(root)) == find_sweeps(root)
+    assert [s.name for s in status(root)] == ["t"]  # the table-only directory has no state
+    assert len(steps_rows(root)) == len(steps_rows(tmp / "out"))
+
+
+def test_cbs_reads_a_runs_directory_as_its_exported_table(finished, tmp_path, capsys):
+    """``scaling cbs RUNS`` == ``scaling cbs RUNS/steps.csv`` (the analysis itself reads tables only)."""
+    tmp, _, _ = finished
+    write_steps_csv(steps_rows(tmp / "out"), tmp_path / "steps.csv")
+    results = []
+    for source in (tmp / "out", tmp_path / "steps.csv"):
+        capsys.readouterr()
+        assert main(["cbs", str(source), "--json", "--resamples", "50", "--reference-batch", "4"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    assert [g["cbs"] for g in results[0]["groups"]] == [g["cbs"] for g in results[1]["groups"]]
+    assert [g["cbs_ci"] for g in results[0]["groups"]] == [g["cbs_ci"] for g in results[1]["groups"]]
 
 
 def test_cli_steps_and_status(finished, tmp_path, capsys):

@@ -1,8 +1,10 @@
 """What the figures read: sweeps under runs/, their steps tables, CBS results and fitted laws.
 
-A sweep is a directory under ``runs/`` (or one level deeper, e.g. ``runs/nqm_study/<case>``)
-holding a steps table ``steps.csv`` or run directories (``scaling.rundir``); its steps table is
-the CSV, else the run directories' (both through ``scaling.sweep.export.load_table``). CBS per group comes from ``critical_batch_sizes`` with the sweep's
+A sweep is what the sweep reader finds under ``runs/`` (``scaling.sweep.records.find_sweeps``,
+the rule the CLI uses: a directory holding sweep.json, an exported ``steps.csv`` or run
+directories, at ``runs/<sweep>`` or one level deeper, e.g. ``runs/nqm_study/<case>``); its
+steps table is the CSV, else the run directories' (both through
+``scaling.sweep.export.load_table``). CBS per group comes from ``critical_batch_sizes`` with the sweep's
 reference batch (from a fit file made on the same table, else the grid file, else the smallest
 batch), laws from a fit file in ``fits/`` (or the sweep directory) whose input hash equals the
 table's, else fitted here by ``fit_law``. Results are cached per process: ``scaling figs``
@@ -19,12 +21,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional
 
+from scaling import rundir
 from scaling.errors import ScalingError
+from scaling.sweep.protocol import MANIFEST
+from scaling.sweep.records import STEPS_FILE, find_sweeps, run_dirs
 
-STEPS_FILE = "steps.csv"
 GRIDS_DIR = "grids"
 STUDY_FILE = "study.json"
-MANIFEST_FILE = "sweep.json"  # scaling.sweep.protocol.MANIFEST
 # Default sweep, in order of preference: the shipped reference sweeps (GPU, then CPU), the LM
 # demo, the NQM demo, the NQM study's canonical case (p = 1, plain SGD); any other sweep after
 # these, by name.
@@ -81,10 +84,6 @@ class SweepSource:
         return "data size D (samples)" if self.synthetic else "data size D (tokens)"
 
 
-def _is_run_dir(p: Path) -> bool:
-    return (p / "config.json").is_file()
-
-
 def _read_json(path: Path) -> Optional[dict]:
     try:
         d = json.loads(path.read_text())
@@ -104,21 +103,19 @@ def _grid(runs_dir: Path, top: str) -> dict:
     return d if isinstance(d, dict) else {}
 
 
-def _sweep_at(runs_dir: Path, path: Path) -> Optional[SweepSource]:
+def _sweep_at(runs_dir: Path, path: Path) -> SweepSource:
     steps = path / STEPS_FILE
-    runs = tuple(sorted(p for p in path.iterdir() if p.is_dir() and _is_run_dir(p)))
-    if not steps.is_file() and not runs:
-        return None
-    name = path.relative_to(runs_dir).as_posix()
+    runs = tuple(run_dirs(path))
+    name = path.relative_to(runs_dir).as_posix() if path != runs_dir else path.name
     top = name.split("/")[0]
     grid = _grid(runs_dir, top)
     workload = ""
     if runs:
-        workload = str((_read_json(runs[0] / "config.json") or {}).get("workload", ""))
+        workload = str((_read_json(runs[0] / rundir.CONFIG) or {}).get("workload", ""))
     workload = workload or str(grid.get("workload", "")) or (NQM if top.startswith(NQM) else "")
     ref = grid.get("reference_batch")
-    if ref is None and (path / MANIFEST_FILE).is_file():  # the sweep's own record of its grid
-        ref = (_read_json(path / MANIFEST_FILE) or {}).get("reference_batch")
+    if ref is None and (path / MANIFEST).is_file():  # the sweep's own record of its grid
+        ref = (_read_json(path / MANIFEST) or {}).get("reference_batch")
     for study in (path / STUDY_FILE, path.parent / STUDY_FILE):
         if ref is None and study.is_file():
             ref = (_read_json(study) or {}).get("reference_batch")
@@ -135,23 +132,11 @@ def _order(s: SweepSource) -> tuple:
 
 
 def discover(runs_dir) -> list:
-    """Every sweep under ``runs_dir`` (depth 1 or 2, ``grids/`` excluded), preferred first."""
+    """Every sweep under ``runs_dir`` (``find_sweeps``), preferred first."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    found = []
-    for child in sorted(runs_dir.iterdir()):
-        if not child.is_dir() or child.name == GRIDS_DIR or child.name.startswith(".") or _is_run_dir(child):
-            continue
-        s = _sweep_at(runs_dir, child)
-        if s is not None:
-            found.append(s)
-        for grand in sorted(child.iterdir()):
-            if grand.is_dir() and not grand.name.startswith(".") and not _is_run_dir(grand):
-                g = _sweep_at(runs_dir, grand)
-                if g is not None:
-                    found.append(g)
-    return sorted(found, key=_order)
+    return sorted((_sweep_at(runs_dir, p) for p in find_sweeps(runs_dir)), key=_order)
 
 
 def pick(runs_dir, sweep: Optional[str], need: Callable, what: str):
@@ -325,23 +310,17 @@ def _dig(d: dict, dotted: str):
 
 
 def runs_by(s: SweepSource, label: Callable) -> dict:
-    """label(config dict) -> key or None; key -> steps-table records of the finished target runs."""
-    from scaling import rundir
+    """label(config dict) -> key or None; key -> the steps-table rows (``scaling.sweep.export``)
+    of the sweep's runs that chased a target."""
+    from scaling.sweep.export import steps_rows
 
     out: dict = {}
-    for d in s.run_dirs:
-        summary = rundir.read_summary(d)
-        config = (rundir.read_config(d) or {}).get("config", {})
-        if not summary or summary.get("target_loss") is None:
+    for row in steps_rows(s.path):
+        if row["phase"] != "chase" or not row["run_id"]:
             continue
-        key = label(config)
-        if key is None:
-            continue
-        out.setdefault(key, []).append({
-            "params": summary.get("params"), "tokens": summary.get("tokens"),
-            "batch_size": summary.get("batch_size"), "steps": summary.get("steps_to_target"),
-            "seq_len": summary.get("seq_len"), "lr": summary.get("lr"), "seed": summary.get("seed"),
-            "target_loss": summary.get("target_loss"), "status": summary.get("status", "")})
+        key = label((rundir.read_config(s.path / row["run_id"]) or {}).get("config", {}))
+        if key is not None:
+            out.setdefault(key, []).append(row)
     return out
 
 

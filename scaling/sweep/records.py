@@ -1,4 +1,9 @@
-"""Read a sweep directory back (no workload, no JAX): manifest, runs, their states.
+"""Read a sweep directory back (no workload, no JAX): where sweeps are, manifest, runs, states.
+
+The one rule for what a sweep directory is (``is_sweep_dir``; the CLI and the figures both
+find sweeps with ``find_sweeps``): a directory holding the manifest ``sweep.json``, run
+directories (``scaling.rundir``), or an exported steps table ``steps.csv`` (the NQM study
+writes only that). Search stops at a sweep: its own subdirectories are not searched.
 
 States: ``done``, ``censored``, ``diverged``, ``failed`` (from the run's status marker),
 ``running`` (no marker, live claim), ``pending`` (not started, interrupted, or waiting for its
@@ -20,6 +25,8 @@ from scaling.sweep.protocol import EVENTS, LOCKS, MANIFEST, RUN_INFO
 
 STATES = ("done", "running", "failed", "censored", "diverged", "pending")
 TAIL_BYTES = 8192  # enough for the last metrics row
+STEPS_FILE = "steps.csv"  # a sweep's exported steps table (``scaling steps SWEEP -o SWEEP/steps.csv``)
+SEARCH_DEPTH = 2  # runs/<sweep>, or one level deeper (runs/nqm_study/<case>)
 
 
 @dataclass
@@ -92,40 +99,56 @@ def _cell(info: dict) -> tuple:
             float(info.get("lr") or 0.0), int(info.get("seed") or 0))
 
 
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / rundir.CONFIG).is_file()
+
+
+def run_dirs(root: Path) -> list:
+    """The run directories directly under ``root``, by name."""
+    return sorted(p for p in Path(root).iterdir() if p.is_dir() and is_run_dir(p))
+
+
 def is_sweep_dir(path: Path) -> bool:
-    return (Path(path) / MANIFEST).is_file()
+    """A sweep directory: it holds sweep.json, an exported steps.csv, or run directories."""
+    path = Path(path)
+    return (path / MANIFEST).is_file() or (path / STEPS_FILE).is_file() or bool(run_dirs(path))
 
 
-def find_sweeps(path: "str | os.PathLike") -> list:
-    """Sweep directories at ``path``: itself if it holds sweep.json, else its subdirectories
-    that do; a directory of bare run directories is read as one sweep without a manifest."""
+def _below(path: Path, depth: int) -> list:
+    found = []
+    for p in sorted(path.iterdir()):
+        if not p.is_dir() or p.name.startswith(".") or is_run_dir(p):
+            continue
+        if is_sweep_dir(p):
+            found.append(p)
+        elif depth > 1:
+            found += _below(p, depth - 1)
+    return found
+
+
+def find_sweeps(path: "str | os.PathLike", depth: int = SEARCH_DEPTH) -> list:
+    """Sweep directories at ``path``: itself if it is one (``is_sweep_dir``), else those below it
+    up to ``depth`` levels (hidden directories and run directories skipped), by path."""
     path = Path(path)
     if not path.exists():
         raise ScalingError(f"{path}: no such directory")
     if not path.is_dir():
         raise ScalingError(f"{path}: not a directory (expected a sweep or runs directory)")
-    if is_sweep_dir(path):
-        return [path]
-    subs = sorted(p for p in path.iterdir() if p.is_dir() and is_sweep_dir(p))
-    if subs:
-        return subs
-    if any((p / rundir.CONFIG).exists() for p in path.iterdir() if p.is_dir()):
-        return [path]
-    return []
+    return [path] if is_sweep_dir(path) else _below(path, depth)
 
 
 def read_sweep(root: Path, stale_after_s: float = locks.DEFAULT_STALE_AFTER_S) -> SweepRecords:
     """Every run of the sweep at ``root`` with its state; planned runs not on disk are pending."""
     root = Path(root)
     try:
-        manifest = read_json(root / MANIFEST) if is_sweep_dir(root) else {}
+        manifest = read_json(root / MANIFEST) if (root / MANIFEST).is_file() else {}
     except ValueError:
         raise ScalingError(f"{root / MANIFEST}: corrupt manifest") from None
     live = locks.live_claims(root / LOCKS, stale_after_s)
     rec = SweepRecords(root=root, manifest=manifest)
     seen = set()
     groups = {g["key"]: g for g in manifest.get("groups", [])}
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and (p / rundir.CONFIG).exists()):
+    for d in run_dirs(root):
         status = rundir.read_status(d)
         summary = rundir.read_summary(d) if status else None
         try:

@@ -88,8 +88,9 @@ def sweep_status(root) -> SweepStatus:
 
 
 def status(runs: "str | os.PathLike" = DEFAULT_RUNS) -> list:
-    """SweepStatus of every sweep under ``runs`` (a sweep directory or a runs root)."""
-    return [sweep_status(root) for root in find_sweeps(runs)]
+    """SweepStatus of every sweep under ``runs`` (a sweep directory or a runs root) that has runs
+    (a directory holding only an exported steps table has no state to report)."""
+    return [s for s in (sweep_status(root) for root in find_sweeps(runs)) if any(s.counts.values())]
 
 
 def _fmt_n(x: float) -> str:
