@@ -71,7 +71,7 @@ from scaling.lm.train import compiled, enable_compilation_cache  # noqa: E402
 RESULTS_DIR = REPO / "benchmarks" / "results"
 GPU_PLATFORMS = ("gpu", "cuda", "rocm")
 
-# The CBS paper's smallest model (Zhang et al. 2024, Table 1 / DESIGN.md): 85M non-embedding params.
+# The CBS paper's smallest model (Zhang et al. 2024, Table 1 / docs/design.md): 85M non-embedding params.
 PAPER_85M = {"d_model": 768, "n_layers": 12, "n_heads": 12, "seq_len": 512, "vocab": 50304}
 QUICK_MODEL = {"d_model": 64, "n_layers": 2, "n_heads": 4, "seq_len": 64, "vocab": 257}  # byte vocabulary
 DEFAULT_BATCHES = (64, 256, 1024)

@@ -2,7 +2,7 @@
 
 Each subcommand lives in ``scaling/commands/<name>.py`` and exposes ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``, and mirrors a Python function of the
-package (DESIGN.md, "Interfaces"). Command modules import heavy libraries (JAX) inside
+package (docs/design.md, "Interfaces"). Command modules import heavy libraries (JAX) inside
 ``run`` so that ``scaling --help`` and argument errors stay fast.
 
 Errors: a ``ScalingError`` anywhere prints ``scaling <cmd>: error: <one line>`` on stderr and

@@ -1,7 +1,7 @@
 """Steps to a target loss, read off an evaluation curve.
 
 Zhang et al. 2024 ("How Does Critical Batch Size Scale in Pre-training?") read S(B) at the
-first evaluation below the target; DESIGN.md asks for linear interpolation in step between
+first evaluation below the target; docs/design.md asks for linear interpolation in step between
 the two evaluations that bracket the target instead, so the eval spacing does not quantise S.
 """
 

@@ -4,7 +4,7 @@ Packing (no random windows, unlike nanoGPT): the EOS-separated token stream is c
 windows of ``seq_len + 1`` tokens starting every ``seq_len`` tokens, window w =
 ``tokens[w*L : w*L + L + 1]``. Consecutive windows share one token: the target of a window's last
 position is the first input of the next window, so every token is a prediction target exactly
-once per pass and a step of B sequences trains on B * L tokens (DESIGN.md: tokens per step =
+once per pass and a step of B sequences trains on B * L tokens (docs/design.md: tokens per step =
 B x seq_len). Documents are packed across window boundaries, separated by EOS.
 
 Order: window indices are permuted by ``numpy.random.default_rng([seed, epoch])`` and served in

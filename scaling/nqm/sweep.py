@@ -89,7 +89,8 @@ class ExactSweep:
         return cbs_from_curve(self.batch_sizes, list(self.steps_to_target), self.reference_batch, overhead)
 
     def rows(self) -> list[dict]:
-        """Steps-table rows (DESIGN.md columns): params = dim, tokens = D samples, seq_len 1."""
+        """Steps-table rows (``scaling.analysis.steps_table`` columns): params = dim, tokens = D samples,
+        seq_len 1."""
         out = []
         for b, s, lr in zip(self.batch_sizes, self.steps_to_target, self.best_lr):
             if math.isfinite(s):
