@@ -122,7 +122,8 @@ def test_cli_json_shape_and_predict(tmp_path, capsys):
     for key in ("params", "tokens", "b_opt", "b_opt_ci", "b_opt_tokens", "lr_opt", "lr_opt_ci", "edge", "band"):
         assert key in out["groups"][0]
     assert set(out["laws"]) == {"b_opt", "lr_opt"}
-    assert {"parameters", "intervals"} <= set(out["laws"]["b_opt"]) and "a_tokens" in out["laws"]["lr_opt"]["parameters"]
+    assert {"parameters", "intervals"} <= set(out["laws"]["b_opt"])
+    assert "a_tokens" in out["laws"]["lr_opt"]["parameters"]
     assert json.loads(fit.read_text())["kind"] == "optimum"
     assert main(["predict", str(fit), "--params", "1e8", "--tokens", "1e10", "--json"]) == 0
     p = json.loads(capsys.readouterr().out)

@@ -28,7 +28,8 @@ def test_arithmetic_by_hand():
     assert r8.step_s == pytest.approx(0.0096) and r8.allreduce_s == 0
     assert r32.compute_s == pytest.approx(0.0096) and r32.allreduce_s == pytest.approx(0.006)
     assert r64.step_s == pytest.approx(0.0252)
-    assert r8.wall_s == pytest.approx(129.6) and r32.wall_s == pytest.approx(64.35) and r64.wall_s == pytest.approx(64.575)
+    assert r8.wall_s == pytest.approx(129.6) and r32.wall_s == pytest.approx(64.35)
+    assert r64.wall_s == pytest.approx(64.575)
     assert r8.accelerator_hours == pytest.approx(0.036) and r32.accelerator_hours == pytest.approx(0.0715)
     assert r32.cost == pytest.approx(0.143) and r32.tokens == pytest.approx(32 * 100 * 4125)
     assert r8.overhead == pytest.approx(108 / 110 - 1) and r32.overhead == pytest.approx(0.2)
@@ -57,11 +58,13 @@ def test_a_law_without_step_model_trains_the_data_budget():
     assert r16.tokens == pytest.approx(1e9) and r64.tokens == pytest.approx(1e9)
     assert "beyond_cbs" in r64.marks and "beyond_cbs" not in r40.marks and "cbs" in r40.marks
     assert not pl.step_model and any("no step model" in c for c in pl.cannot_plan)
+    assert pl.fastest == 40 and 64 not in pl.front     # past the CBS: shown, never chosen
 
 
 @pytest.mark.parametrize("hw, match", [
     (dict(chips_max=0), "chips-max"), (dict(mfu=1.5), "mfu"), (dict(chip_flops=0), "chip-flops"),
-    (dict(per_chip_batch=0.5), "per-chip-batch"), (dict(price=-1), "price"), (dict(link_bandwidth=0), "link-bandwidth")])
+    (dict(per_chip_batch=0.5), "per-chip-batch"), (dict(price=-1), "price"),
+    (dict(link_bandwidth=0), "link-bandwidth")])
 def test_bad_hardware_is_refused(hw, match):
     with pytest.raises(ScalingError, match=match):
         plan(LAW, 1e6, 1e9, Hardware(**{"chip_flops": 1e12, "mfu": 0.5, **hw}))

@@ -132,7 +132,7 @@ def _read_records(path: Path) -> tuple:
         raise ScalingError(f"loss grid {path} has a repeated column name")
     records = []
     for i, fields in enumerate(rows[1:]):
-        if not any(f.strip() for f in fields):
+        if not "".join(fields).strip():
             continue
         if len(fields) != len(header):
             raise ScalingError(f"malformed CSV {path}: line {i + 2} has {len(fields)} fields, "

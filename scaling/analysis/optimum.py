@@ -48,7 +48,7 @@ QUADRATIC_TERMS = 6
 MIN_FIT_CELLS = 16            # the window grows to this many cells (10 residual degrees of freedom) ...
 MIN_CELLS = QUADRATIC_TERMS + 1   # ... and a group needs at least this many
 MIN_LEVELS = 3                # a parabola along each axis needs three distinct values
-RANK_TOLERANCE = 1e-12        # a resample whose normal matrix is this close to singular is dropped
+RANK_TOLERANCE = 1e-12        # a resample whose scaled normal matrix has a smaller determinant is dropped
 MIN_VALID_FRACTION = 0.9      # resamples with a minimum; fewer makes the interval suspect
 OPTIMUM_DEFINITION = ("loss-optimal (B, lr): minimiser of a quadratic in (log B, log lr) fitted to the "
                       "runs near the minimum final loss at fixed (params, tokens); not the CBS")
@@ -91,8 +91,9 @@ def weighted_quadratic(A: np.ndarray, L: np.ndarray, W: Optional[np.ndarray] = N
         return np.linalg.lstsq(A, L.T, rcond=None)[0].T
     AtWA = np.einsum("ni,rn,nj->rij", A, W, A)
     AtWL = np.einsum("ni,rn,rn->ri", A, W, L)
-    eig = np.linalg.eigvalsh(AtWA)
-    ok = eig[:, 0] > RANK_TOLERANCE * eig[:, -1]
+    d = np.sqrt(np.einsum("rii->ri", AtWA))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok = np.linalg.det(AtWA / (d[:, :, None] * d[:, None, :])) > RANK_TOLERANCE   # Hadamard ratio
     out = np.full((len(L), A.shape[1]), np.nan)
     if ok.any():
         out[ok] = np.linalg.solve(AtWA[ok], AtWL[ok][..., None])[..., 0]

@@ -17,9 +17,12 @@ of T tokens), for a model of N non-embedding parameters:
 - overhead over linear scaling = B S(B) / (B_ref S(B_ref)) - 1 (Zhang et al. 2024, the quantity
   Definition 1 bounds by eps at the CBS), with a step model only.
 
-Rows: powers of two around the CBS (or B_opt, or B_crit), the CBS itself, B_opt and B_crit. Marked: the CBS, B_opt,
-the fastest plan, the cheapest (fewest accelerator-hours), and the fastest whose cost is within
-``within`` of the cheapest; ``front`` lists the plans no other plan beats in both time and cost.
+Rows: powers of two around the CBS (or B_opt, or B_crit), the CBS itself, B_opt and B_crit.
+Marked: the CBS, B_opt, the fastest plan, the cheapest (fewest accelerator-hours), and the
+fastest whose cost is within ``within`` of the cheapest; ``front`` lists the plans no other plan
+beats in both time and cost.
+Without a step model, rows past the CBS (``beyond_cbs``) reach a worse loss on D tokens and are
+never chosen.
 """
 
 from __future__ import annotations
@@ -144,7 +147,8 @@ class Plan:
     def to_dict(self) -> dict:
         hw = self.hardware
         return {"rows": [r.to_dict() for r in self.rows], "cbs": self.cbs, "b_opt": self.b_opt,
-                "b_crit": self.b_crit, "fastest": self.fastest, "cheapest": self.cheapest, "fastest_within": self.fastest_within,
+                "b_crit": self.b_crit, "fastest": self.fastest, "cheapest": self.cheapest,
+                "fastest_within": self.fastest_within,
                 "within": self.within, "front": list(self.front), "step_model": self.step_model,
                 "cannot_plan": list(self.cannot_plan), "assumptions": list(self.assumptions),
                 "params": self.params, "tokens": self.tokens, "seq_len": self.seq_len, "law": self.law,
@@ -228,15 +232,25 @@ def plan(law: PlanLaw, params: float, tokens: float, hw: Hardware, *, within: fl
                             chips=chips, accumulation=accum, compute_s=compute, allreduce_s=comm,
                             step_s=compute + comm, wall_s=wall, accelerator_hours=hours,
                             cost=None if hw.price is None else hours * hw.price, overhead=over, marks=tuple(marks)))
-    # choices: ties in one criterion are broken by the other
-    fastest = min(rows, key=lambda r: (r.wall_s, r.accelerator_hours))
-    cheapest = min(rows, key=lambda r: (r.accelerator_hours, r.wall_s))
+    # choices: ties (within TIE_RTOL) in one criterion are broken by the other, then by the smaller batch
+    def level(x):
+        return round(math.log(x) / math.log1p(TIE_RTOL)) if x > 0 else -math.inf
+
+    def by_time(r):
+        return (level(r.wall_s), level(r.accelerator_hours), r.batch_size)
+
+    def by_cost(r):
+        return (level(r.accelerator_hours), level(r.wall_s), r.batch_size)
+
+    # without a step model, batch sizes past the CBS reach a worse loss: they are shown, never chosen
+    pool = [r for r in rows if "beyond_cbs" not in r.marks]
+    fastest, cheapest = min(pool, key=by_time), min(pool, key=by_cost)
     budget = (1.0 + within) * cheapest.accelerator_hours * (1 + TIE_RTOL)
-    best_within = min((r for r in rows if r.accelerator_hours <= budget), key=lambda r: (r.wall_s, r.accelerator_hours))
-    front = [r.batch_size for r in rows
-             if not any((o.wall_s <= r.wall_s and o.accelerator_hours <= r.accelerator_hours)
-                        and not (_close(o.wall_s, r.wall_s) and _close(o.accelerator_hours, r.accelerator_hours))
-                        for o in rows)]
+    best_within = min((r for r in pool if r.accelerator_hours <= budget), key=by_time)
+    def dominates(o, r):       # as fast and as cheap, and better in one (or the smaller batch when tied)
+        return by_time(o)[:2] <= by_time(r)[:2] and by_cost(o)[:2] <= by_cost(r)[:2] and by_time(o) < by_time(r)
+
+    front = [r.batch_size for r in pool if not any(dominates(o, r) for o in pool if o is not r)]
     rows = [PlanRow(**{**r.__dict__, "marks": r.marks + tuple(
         m for m, c in (("fastest", fastest), ("cheapest", cheapest), ("fastest_within", best_within))
         if c.batch_size == r.batch_size)}) for r in rows]
@@ -258,13 +272,15 @@ def plan(law: PlanLaw, params: float, tokens: float, hw: Hardware, *, within: fl
                                    f"separately; here the step model puts the {100 * DEFAULT_OVERHEAD:g}% "
                                    f"overhead at B = {float(implied):.4g}")
     else:
-        cannot.append(f"steps to a target loss: law {law.name} has no step model S(B) (it gives only "
-                      f"{'a CBS' if law.cbs is not None else 'B_opt' if law.b_opt is not None else 'B_crit'}); every row trains the D tokens instead, "
-                      f"S = D / (B T), and the loss each reaches is not predicted")
+        gives = "a CBS" if law.cbs is not None else "B_opt" if law.b_opt is not None else "B_crit"
+        cannot.append(f"steps to a target loss: law {law.name} has no step model S(B) (it gives only {gives}); "
+                      f"every row trains the D tokens instead, S = D / (B T), and the loss each reaches is not "
+                      f"predicted")
         cannot.append("the overhead over linear scaling of each batch size (needs S(B))")
         if law.cbs is not None:
             cannot.append("rows marked beyond_cbs lie past the CBS, where the same loss needs more than "
-                          f"{100 * DEFAULT_OVERHEAD:g}% more tokens than linear scaling allows; their loss is worse")
+                          f"{100 * DEFAULT_OVERHEAD:g}% more tokens than linear scaling allows, so D tokens reach a "
+                          "worse loss; they are never chosen as fastest or cheapest")
     return Plan(params=float(params), tokens=float(tokens), seq_len=float(law.seq_len), law=law.name, hardware=hw,
                 rows=tuple(rows), cbs=law.cbs, b_opt=law.b_opt, b_crit=law.b_crit, fastest=fastest.batch_size,
                 cheapest=cheapest.batch_size, fastest_within=best_within.batch_size, within=float(within),

@@ -60,9 +60,9 @@ def render(result, fit=None) -> str:
                            + [f"a_{v} [interval]" for v in fit.variables], law_rows))
         logo = fit.meta.get("leave_one_out", {})
         for h in logo.get("held_out", []):
-            lines.append(f"leave-one-out: without params={fmt(h['params'])} tokens={fmt(h['tokens'])} the law predicts "
-                         f"{h['quantity']} {fmt(h['predicted'])} {fmt(h['predicted_ci'])}, measured {fmt(h['measured'])} "
-                         f"(error {100 * h['relative_error']:+.1f}%)")
+            lines.append(f"leave-one-out: without params={fmt(h['params'])} tokens={fmt(h['tokens'])} the law "
+                         f"predicts {h['quantity']} {fmt(h['predicted'])} {fmt(h['predicted_ci'])}, measured "
+                         f"{fmt(h['measured'])} (error {100 * h['relative_error']:+.1f}%)")
         if logo and not logo.get("done", True):
             lines.append(f"leave-one-out: not done ({logo['reason']})")
     return "\n".join(lines)
