@@ -5,6 +5,7 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from scaling import rundir  # noqa: E402
@@ -166,3 +167,91 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ScalingError):
         train_many([], [])
     assert not (tmp_path / "a").exists()
+
+
+KILL_SCRIPT = """
+import os, signal, sys, json
+from scaling.data import loader
+from scaling.lm.config import TrainConfig
+from scaling.lm.many import train_many
+
+kill_at, calls = int(sys.argv[3]), [0]
+real = loader.BatchLoader.next_batch
+
+
+def next_batch(self):  # SIGKILL this process when batch ``kill_at`` is asked for
+    calls[0] += 1
+    if calls[0] == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self)
+
+
+loader.BatchLoader.next_batch = next_batch
+configs = [TrainConfig.from_dict(s) for s in json.loads(sys.argv[1])]
+train_many(configs, json.loads(sys.argv[2]), race=False)
+"""
+
+
+def test_a_killed_group_resumes_from_its_checkpoints(lr_grid, tmp_path):
+    """kill -9 in the middle of a vectorised group, then train_many again: the group resumes from
+    its per-run checkpoints (it does not restart) and the records equal an uninterrupted group's."""
+    import json
+    import subprocess
+    import sys
+
+    configs, together, separate, many, single = lr_grid
+    every = 4  # checkpoint every 4 steps; killed while asking for batch 14, so resumed from step 12
+    specs = [tiny_spec(steps=STEPS, checkpoint_every_tokens=every * 16 * 32, **{"optim.lr": lr, "target_loss": TARGET})
+             for lr in LRS]
+    dirs = [tmp_path / f"k{i}" for i in range(len(LRS))]
+    out = subprocess.run([sys.executable, "-c", KILL_SCRIPT, json.dumps(specs), json.dumps([str(d) for d in dirs]),
+                          "14"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == -9, out.stderr[-2000:]
+    finished_before = [rundir.read_status(d) is not None for d in dirs]
+    assert finished_before == [False, False, True]  # lr 1e-2 reached its target (~step 9) before the kill
+    from scaling.lm.checkpoint import Checkpointer
+    assert [Checkpointer(d).latest_step() for d in dirs[:2]] == [12, 12]
+    resumed = train_many([TrainConfig.from_dict(s) for s in specs], dirs)
+    for d, ref, s, m in zip(dirs, together, resumed, many):
+        _assert_rows_match(d, ref)
+        assert s["status"] == m["status"] and s["final_step"] == m["final_step"]
+        assert not (d / "checkpoints").exists()  # a finished run keeps no checkpoint
+
+
+FOUR_DEVICE_MANY = """
+import json, sys
+import jax
+from scaling.lm.config import TrainConfig
+from scaling.lm.many import train_many
+assert jax.device_count() == 4, jax.devices()
+summaries = train_many([TrainConfig.from_dict(s) for s in json.loads(sys.argv[1])], json.loads(sys.argv[2]))
+print(json.dumps([s["n_devices"] for s in summaries]))
+"""
+
+
+def test_four_simulated_devices_with_microbatches_match_one_device(tmp_path):
+    """The vectorised path on 4 CPU devices with 2 microbatches of 8 per step (each split over the
+    devices) gives the records of one device without accumulation."""
+    import json
+    import subprocess
+    import sys
+
+    specs = [tiny_spec(steps=16, log_every=1, **{"optim.lr": lr}) for lr in LRS[1:]]
+    four = [tmp_path / f"four{i}" for i in range(2)]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", FOUR_DEVICE_MANY, json.dumps([{**s, "microbatch_size": 8} for s in specs]),
+                          json.dumps([str(d) for d in four])], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [4, 4]
+    one = [tmp_path / f"one{i}" for i in range(2)]
+    train_many([TrainConfig.from_dict(s) for s in specs], one)
+    for a, b in zip(four, one):
+        assert rundir.read_config(a)["config"]["derived"]["microbatch_size"] == 8
+        ra, rb = rundir.read_metrics(a), rundir.read_metrics(b)
+        assert [r["step"] for r in ra] == [r["step"] for r in rb] and len(ra) >= 16
+        for key in ("train_loss", "grad_norm", "eval_loss", "eval_loss_ewa"):
+            x, y = [r[key] for r in ra if key in r], [r[key] for r in rb if key in r]
+            assert len(x) == len(y) > 0
+            # equal up to float reduction order, which Adam's sign-like steps amplify over time
+            np.testing.assert_allclose(x[:3], y[:3], rtol=2e-5)
+            np.testing.assert_allclose(x, y, rtol=2e-3)

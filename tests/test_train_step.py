@@ -13,18 +13,17 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from scaling.lm import mesh as parallel, optim, step as step_lib, train as train_lib
-from scaling.lm.step import StepShape  # noqa: E402
+from scaling.lm import mesh as parallel, optim, step as step_lib, train as train_lib  # noqa: E402
 from scaling.lm.config import TrainConfig  # noqa: E402
 from scaling.lm.model import build  # noqa: E402
+from scaling.lm.step import StepShape  # noqa: E402
+from train_helpers import tiny_spec  # noqa: E402
 
 BYTE_VOCAB = 257
 B, L = 16, 32
 
 
 def tiny_config(**kw):
-    from train_helpers import tiny_spec
-
     spec = tiny_spec(steps=100)
     spec["ewa"] = {"decays": [0.9]}
     spec.update(kw)
@@ -112,7 +111,6 @@ FOUR_DEVICE_SCRIPT = textwrap.dedent("""
 
 def test_four_simulated_devices_match_one_device(tmp_path):
     """Same global batch on 4 CPU devices (with accumulation) vs 1 device: the same losses."""
-    from train_helpers import tiny_spec
 
     spec = tiny_spec(steps=16, log_every=1)
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
@@ -150,3 +148,32 @@ def test_microbatch_from_memory_budget():
     with pytest.raises(ScalingError, match="not both"):
         tiny_config(microbatch_size=4, microbatch_memory_gb=1.0)
     assert train_lib.microbatch_size(config, 1, 320) == B
+
+
+# One optimizer step of tiny_spec() at seed 0 on the first batch of the default corpus. These are
+# golden values: they change only when the model, its init, the loss, the optimizer, the schedule
+# or the data order change. If such a change is intended, rerun this test, check that the new
+# values are plausible (loss near ln(vocab) at init, lr = 0.1 x lr at the first warmup step) and
+# paste them here, saying why in the commit message.
+GOLDEN_STEP = {"train_loss": 5.785077095031738, "grad_norm": 1.260286569595337, "lr": 0.0010000000474974513}
+
+
+def test_golden_single_step():
+    from scaling.data.dataset import open_dataset
+    from scaling.data.loader import BatchLoader
+    from scaling.lm.step import compiled, step_shape
+
+    config = TrainConfig.from_dict(tiny_spec())
+    dataset = open_dataset(config.data.source, config.data.tokenizer)
+    model = build(config.model, dataset.vocab_size)
+    mesh = parallel.data_mesh()
+    fns = compiled(model, step_shape(config, B), mesh)
+    batch = BatchLoader(dataset.train, seq_len=config.seq_len, batch_size=B, seed=config.data.seed,
+                        token_budget=config.token_cap).next_batch()
+    state, metrics = fns.step(fns.init(np.int32(config.seed)), parallel.shard_batch(batch, parallel.batch_sharding(mesh)),
+                              parallel.put_replicated(optim.hparams(config), mesh))
+    got = {k: float(metrics[k]) for k in GOLDEN_STEP}
+    assert int(state.step) == 1
+    assert got == pytest.approx(GOLDEN_STEP, rel=1e-5), (
+        f"one step of the tiny config moved: {got} (golden {GOLDEN_STEP}); if the change is intended, "
+        "update GOLDEN_STEP in tests/test_train_step.py as its comment says")
