@@ -19,6 +19,7 @@ def add_arguments(p) -> None:
 
 
 def render(fit) -> str:
+    """The laws of a fit file (any kind, either form) and its leave-one-out check, as text."""
     from scaling.analysis.report import fmt, table
 
     offset = fit.meta.get("form") == "offset"
@@ -28,15 +29,17 @@ def render(fit) -> str:
         rows.append([q, law.unit] + ([fmt(law.y0), fmt(iv["y0"])] if offset else []) + [fmt(law.c), fmt(iv["c"])]
                     + [f"{fmt(law.exponents[v])} {fmt(iv[f'a_{v}'])}" for v in fit.variables]
                     + [fmt(law.tau, 2)])
-    pivot = ", ".join(f"{v}={fmt(fit.cbs.pivot[v])}" for v in fit.variables)
+    first = next(iter(fit.laws.values()))
+    pivot = ", ".join(f"{v}={fmt(first.pivot[v])}" for v in fit.variables)
     lines = [f"law: y = {'y0 + ' if offset else ''}c * prod (x / pivot)^a   (pivot {pivot}; "
-             f"{100 * fit.cbs.confidence:g}% intervals)",
+             f"{100 * first.confidence:g}% intervals)",
              table(["quantity", "unit"] + (["y0", "y0 interval"] if offset else []) + ["c", "c interval"]
                    + [f"a_{v} [interval]" for v in fit.variables] + ["scatter"], rows)]
     logo = fit.meta.get("leave_one_out", {})
     for h in logo.get("held_out", []):
+        what = "CBS" if h.get("quantity", "cbs") == "cbs" else h["quantity"]
         lines.append(f"leave-one-out: without params={fmt(h['params'])} tokens={fmt(h['tokens'])} the law "
-                     f"predicts CBS {fmt(h['predicted'])} {fmt(h['predicted_ci'])}, measured "
+                     f"predicts {what} {fmt(h['predicted'])} {fmt(h['predicted_ci'])}, measured "
                      f"{fmt(h['measured'])} (error {100 * h['relative_error']:+.1f}%)")
     if logo and not logo.get("done", True):
         lines.append(f"leave-one-out: not done ({logo['reason']})")

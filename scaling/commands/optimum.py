@@ -46,25 +46,9 @@ def render(result, fit=None) -> str:
              table(["params", "tokens", "b_opt", f"b_opt {pct}", "b_opt_tokens", "lr_opt", f"lr_opt {pct}",
                     "loss_opt", "argmin B", "argmin lr", "band B", "n_fit", "boot", "flags"], rows)]
     if fit is not None:
-        lines.append("")
-        law_rows = []
-        for q, law in fit.laws.items():
-            iv = law.intervals()
-            law_rows.append([q, law.unit] + ([fmt(law.y0), fmt(iv["y0"])] if "y0" in iv else [])
-                            + [fmt(law.c), fmt(iv["c"])]
-                            + [f"{fmt(law.exponents[v])} {fmt(iv[f'a_{v}'])}" for v in fit.variables])
-        pivot = ", ".join(f"{v}={fmt(fit.laws['b_opt'].pivot[v])}" for v in fit.variables)
-        offset = fit.meta.get("form") == "offset"
-        lines.append(f"law: y = {'y0 + ' if offset else ''}c * prod (x / pivot)^a   (pivot {pivot}; {pct} intervals)")
-        lines.append(table(["quantity", "unit"] + (["y0", "y0 interval"] if offset else []) + ["c", "c interval"]
-                           + [f"a_{v} [interval]" for v in fit.variables], law_rows))
-        logo = fit.meta.get("leave_one_out", {})
-        for h in logo.get("held_out", []):
-            lines.append(f"leave-one-out: without params={fmt(h['params'])} tokens={fmt(h['tokens'])} the law "
-                         f"predicts {h['quantity']} {fmt(h['predicted'])} {fmt(h['predicted_ci'])}, measured "
-                         f"{fmt(h['measured'])} (error {100 * h['relative_error']:+.1f}%)")
-        if logo and not logo.get("done", True):
-            lines.append(f"leave-one-out: not done ({logo['reason']})")
+        from scaling.commands.fit import render as render_laws
+
+        lines += ["", render_laws(fit)]
     return "\n".join(lines)
 
 
