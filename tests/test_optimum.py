@@ -161,3 +161,22 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     negative = tmp_path / "neg.csv"
     negative.write_text(to_csv(good).replace("1000000,", "-1,", 1))
     _one_line_exit_2(capsys, ["optimum", str(negative)], "must be positive")
+
+
+def test_the_documented_example_runs(tmp_path, capsys):
+    """examples/loss_grid.py and the commands in its docstring (README, "Optimal batch size ...")."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "examples" / "loss_grid.py"
+    subprocess.run([sys.executable, str(script), "--out-dir", str(tmp_path)], check=True, capture_output=True)
+    fit = tmp_path / "fit.json"
+    assert main(["optimum", str(tmp_path / "loss_grid.csv"), "--against", "params,tokens", "-o", str(fit),
+                 "--resamples", "200"]) == 0
+    assert main(["predict", str(fit), "--params", "1e9", "--tokens", "2e10"]) == 0
+    assert main(["plan", str(fit), "--params", "1e9", "--tokens", "2e10", "--chip-flops", "989e12", "--mfu", "0.4",
+                 "--chips-max", "256", "--per-chip-batch", "8"]) == 0
+    assert main(["cbs", "--from-losses", str(tmp_path / "loss_grid_iso.csv"), "--target-loss", "3.0",
+                 "--resamples", "200"]) == 0
+    assert "B_opt" in capsys.readouterr().out
