@@ -253,67 +253,24 @@ def _describe(summary: dict) -> str:
     return f"{status}: {summary.get('reason', '')}"
 
 
+SKIPPED, IMPLIED_DONE, TRAINED = "skipped", "implied", "trained"  # what _attempt did with a run
+
+
 def work(sweep: SweepState, opts: Optional[WorkerOptions] = None) -> dict:
     """The worker loop. Returns counts {"ran": n, "failed": n, ...} of what this worker did."""
     opts = opts or WorkerOptions()
-    lock_dir = sweep.root / LOCKS
     attempted: set = set()
     counts: dict = {"ran": 0}
-    while True:
-        if opts.max_runs is not None and counts["ran"] >= opts.max_runs:
-            break
+    while opts.max_runs is None or counts["ran"] < opts.max_runs:
         targets = sweep.targets()
         known, waiting = sweep.known_runs(targets)
         todo = [r for r in known if r.run_id not in attempted and needs_run(r, opts)]
         claimed = False
         for run in todo:
-            claim = locks.try_claim(lock_dir, run.run_id, opts.name, heartbeat_s=opts.heartbeat_s,
-                                    stale_after_s=opts.stale_after_s)
-            if claim is None:
-                continue
-            with contextlib.ExitStack() as stack:
-                stack.enter_context(claim)
-                if not needs_run(run, opts):  # finished by someone else since we looked
-                    attempted.add(run.run_id)
-                    continue
-                claimed = True
-                implied = implied_censored(sweep, run, known)
-                if implied is not None:
-                    attempted.add(run.run_id)
-                    summary = record_implied(sweep, run, implied)
-                    sweep.log_event("finish", run, opts.name, status="censored", seconds=0.0, implied=True)
-                    _say(opts, f"censored without training: {implied} {run.run_id}")
-                    counts["ran"] += 1
-                    counts["censored"] = counts.get("censored", 0) + 1
-                    continue
-                group = [run]
-                if can_run_together(sweep):
-                    for mate in mates_of(sweep, run, [r for r in todo if r.run_id not in attempted]):
-                        c = locks.try_claim(lock_dir, mate.run_id, opts.name, heartbeat_s=opts.heartbeat_s,
-                                            stale_after_s=opts.stale_after_s)
-                        if c is None:
-                            continue
-                        stack.enter_context(c)
-                        if needs_run(mate, opts):
-                            group.append(mate)
-                for r in group:
-                    attempted.add(r.run_id)
-                    sweep.log_event("start", r, opts.name)
-                    _say(opts, f"start {r.label}")
-                t0 = time.time()
-                if len(group) == 1:
-                    summaries = [execute(sweep, run, opts)]
-                else:
-                    _say(opts, f"training {len(group)} runs together"
-                               f"{' (racing to the target)' if is_race(run) else ''}")
-                    summaries = execute_together(sweep, group, opts)
-                for r, summary in zip(group, summaries):
-                    sweep.log_event("finish", r, opts.name, status=summary.get("status"),
-                                    seconds=time.time() - t0, together=len(group))
-                    _say(opts, f"{_describe(summary)} ({time.time() - t0:.1f} s) {r.run_id}")
-                    counts["ran"] += 1
-                    counts[summary.get("status")] = counts.get(summary.get("status"), 0) + 1
-            break  # re-plan: a finished reference run may have set a group's target
+            outcome = _attempt(sweep, run, todo, known, attempted, opts, counts)
+            claimed = claimed or outcome != SKIPPED
+            if outcome == TRAINED:
+                break  # re-plan: a finished reference run may have set a group's target
         if claimed:
             continue
         # nothing claimable: wait while other workers hold runs this sweep still needs
@@ -321,7 +278,68 @@ def work(sweep: SweepState, opts: Optional[WorkerOptions] = None) -> dict:
         unresolved = [s for s in waiting if targets.get(s.group) is None]  # not blocked
         if not pending and not unresolved:
             break
-        if not pending and not locks.live_claims(lock_dir, opts.stale_after_s):
+        if not pending and not locks.live_claims(sweep.root / LOCKS, opts.stale_after_s):
             break  # nobody is running the reference runs these wait on
         time.sleep(opts.poll_s)
     return counts
+
+
+def _claim(sweep: SweepState, run: Run, opts: WorkerOptions):
+    return locks.try_claim(sweep.root / LOCKS, run.run_id, opts.name, heartbeat_s=opts.heartbeat_s,
+                           stale_after_s=opts.stale_after_s)
+
+
+def _count(counts: dict, status: Optional[str]) -> None:
+    counts["ran"] += 1
+    counts[status] = counts.get(status, 0) + 1
+
+
+def _attempt(sweep: SweepState, run: Run, todo: list, known: list, attempted: set, opts: WorkerOptions,
+             counts: dict) -> str:
+    """Claim ``run`` and handle it: SKIPPED (claimed or finished by another worker), IMPLIED_DONE
+    (recorded censored without training) or TRAINED (trained, with the mates it could claim)."""
+    claim = _claim(sweep, run, opts)
+    if claim is None:
+        return SKIPPED
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(claim)
+        if not needs_run(run, opts):  # finished by someone else since we looked
+            attempted.add(run.run_id)
+            return SKIPPED
+        implied = implied_censored(sweep, run, known)
+        if implied is not None:
+            attempted.add(run.run_id)
+            record_implied(sweep, run, implied)
+            sweep.log_event("finish", run, opts.name, status="censored", seconds=0.0, implied=True)
+            _say(opts, f"censored without training: {implied} {run.run_id}")
+            _count(counts, "censored")
+            return IMPLIED_DONE
+        group = [run]
+        if can_run_together(sweep):
+            for mate in mates_of(sweep, run, [r for r in todo if r.run_id not in attempted]):
+                c = _claim(sweep, mate, opts)
+                if c is not None:
+                    stack.enter_context(c)
+                    if needs_run(mate, opts):
+                        group.append(mate)
+        _train(sweep, group, attempted, opts, counts)
+    return TRAINED
+
+
+def _train(sweep: SweepState, group: list, attempted: set, opts: WorkerOptions, counts: dict) -> None:
+    """Train claimed runs (one, or a group as one program) and log their outcomes."""
+    for r in group:
+        attempted.add(r.run_id)
+        sweep.log_event("start", r, opts.name)
+        _say(opts, f"start {r.label}")
+    t0 = time.time()
+    if len(group) == 1:
+        summaries = [execute(sweep, group[0], opts)]
+    else:
+        _say(opts, f"training {len(group)} runs together{' (racing to the target)' if is_race(group[0]) else ''}")
+        summaries = execute_together(sweep, group, opts)
+    for r, summary in zip(group, summaries):
+        sweep.log_event("finish", r, opts.name, status=summary.get("status"), seconds=time.time() - t0,
+                        together=len(group))
+        _say(opts, f"{_describe(summary)} ({time.time() - t0:.1f} s) {r.run_id}")
+        _count(counts, summary.get("status"))
