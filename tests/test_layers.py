@@ -33,10 +33,7 @@ LAYERS = (
 )
 LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 # (importer, imported top-level name) outside scaling.lm allowed to import the JAX family, with why.
-JAX_OUTSIDE_TRAINER = {
-    ("scaling.sweep.worker", "jax"): "asks the backend (cpu or not) when a grid says together: auto, "
-                                     "only for a workload that trains runs together (the LM one)",
-}
+JAX_OUTSIDE_TRAINER: dict = {}
 
 
 def modules() -> dict:

@@ -50,6 +50,11 @@ def shard_batch(batch: np.ndarray, mesh_or_sharding=None):
     return jax.make_array_from_process_local_data(sharding, local, batch.shape)
 
 
+def on_accelerator() -> bool:
+    """True when JAX's default backend is not the CPU (a GPU or TPU)."""
+    return jax.default_backend() != "cpu"
+
+
 ENV_DISTRIBUTED = "SCALING_DISTRIBUTED"
 ENV_COORDINATOR = "SCALING_COORDINATOR"
 ENV_NUM_PROCESSES = "SCALING_NUM_PROCESSES"

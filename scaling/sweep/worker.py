@@ -116,16 +116,13 @@ def _prepare(sweep: SweepState, run: Run) -> None:
 
 
 def can_run_together(sweep: SweepState) -> bool:
-    """Grid ``together: true``, or ``auto`` (the default) on an accelerator: on a CPU backend the
-    vmapped step of a small model is compute-bound and a group was 1.26x slower than its runs one
-    after another (benchmarks/results/sweep_together_cpu.json)."""
+    """Grid ``together: true``, or ``auto`` (the default) where the workload says that training
+    together pays (``together_by_default``: the LM trainer on an accelerator)."""
     if not hasattr(sweep.workload, "run_many"):
         return False
     together = sweep.plan.grid.together
     if together == AUTO:
-        import jax  # the workload that trains together is a JAX one
-
-        return jax.default_backend() != "cpu"
+        return sweep.workload.together_by_default()
     return bool(together)
 
 

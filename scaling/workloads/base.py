@@ -9,7 +9,7 @@ on either.
 Grid axes are set through ``axis_keys``: dotted keys into the workload's config dict for the
 sweep's generic axes (batch_size, lr, tokens, seed, target_loss, max_tokens).
 
-Optional: ``together_key(config)`` and ``run_many(configs, run_dirs, race=..., progress=...)``
+Optional: ``together_key(config)``, ``together_by_default()`` and ``run_many(configs, run_dirs, race=..., progress=...)``
 let the sweep train runs that share shapes as one program (``scaling.lm.many``); a workload
 without them runs one run at a time.
 """

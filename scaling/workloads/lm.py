@@ -47,6 +47,14 @@ class LMWorkload:
 
         return shared_key(config)
 
+    def together_by_default(self) -> bool:
+        """On an accelerator: on a CPU backend the vmapped step of a small model is compute-bound
+        and a group was 1.26x slower than its runs one after another
+        (benchmarks/results/sweep_together_cpu.json)."""
+        from scaling.lm.mesh import on_accelerator
+
+        return on_accelerator()
+
     def run_many(self, configs: list, run_dirs: list, *, race: bool = False, progress: bool = False) -> list:
         """K runs as one vmapped program (``scaling.lm.many.train_many``); summaries in order."""
         from scaling.lm.many import train_many
