@@ -2,7 +2,7 @@
 
 Anything a user can get wrong (a config key, a CSV column, a missing file, a NaN) raises
 ``ScalingError`` with a one-line message naming the problem. The CLI prints it as a single
-line on stderr and exits with status 2 (docs/design.md, "Bad input of any kind").
+line on stderr and exits with status 2 (docs/design.md, "Command line").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Power laws of the CBS (and of S_min, B_noise) against params, tokens, or both.
 
-Form (DESIGN.md, "Power laws"): log y = log c + sum_k a_k log(x_k / x0_k), fitted in log space
+Form (docs/design.md, "The science", laws): log y = log c + sum_k a_k log(x_k / x0_k), fitted in log space
 by least squares (default) or Huber's M-estimator (iteratively reweighted). The pivot x0 is the
 geometric mean of the fitted groups, so c is the law at the centre of the data and its interval
 is not inflated by the correlation with the exponents; ``prefactor_at_unit`` gives c at x = 1.

@@ -1,6 +1,6 @@
 """The loss grid: final losses of runs at several (batch size, lr) per (params, tokens) group.
 
-DESIGN.md, "Loss grid" (how users bring DeepSeek/StepLaw-style sweeps): required columns
+docs/design.md, "Loss grid" (how users bring DeepSeek/StepLaw-style sweeps): required columns
 ``params,tokens,batch_size,lr,loss``; optional ``seq_len, seed, status``. Rows with equal
 (params, tokens) form a group. Within a group a (batch size, lr) cell is one training
 configuration; replicate seeds of a cell are kept apart (the bootstrap resamples them) and

@@ -1,6 +1,6 @@
 """Typed, frozen configuration of one training run (``scaling train CONFIG``).
 
-Sizes follow DESIGN.md: batch size B in sequences (global), one optimizer update = one step,
+Sizes follow docs/design.md: batch size B in sequences (global), one optimizer update = one step,
 N = 12 * n_layers * d_model^2 non-embedding parameters (Kaplan et al. 2020, Table 1, for the
 standard block), D = unique training tokens. Timescales that should stay meaningful across
 batch sizes (Adam's beta2, EWA decay) may be given as half-lives in tokens (picodo's habit);

@@ -2,7 +2,7 @@
 the CBS (steps to target) and B_opt (``scaling optimum``).
 
 One row per run that trained to its budget: its final loss (the run's own eval metric, on EWA
-weights when EWA is on) after exactly D tokens, in the loss-grid columns of DESIGN.md
+weights when EWA is on) after exactly D tokens, in the loss-grid columns of docs/design.md
 (``params,tokens,batch_size,lr,loss,seq_len,seed,status``) plus ``model, phase, run_id,
 final_tokens, metric``. A run trained to its budget is a finished run whose last step ends
 within one step's tokens of D: in the two-phase protocol the reference runs at B_ref, and every

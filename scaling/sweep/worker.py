@@ -182,7 +182,7 @@ def implied_censored(sweep: SweepState, run: Run, known: list) -> Optional[str]:
     E = E_min (1 + B / B_noise)); the cap is the same multiple of D at every B, so a larger batch
     cannot reach the target within it either -- unless the lr grid was too narrow at B (its
     largest lr did best, and a larger B would favour it more), which is why that case is trained. Such runs are recorded ``censored`` at once, which is what training them would have
-    recorded, and the analysis leaves censored runs out anyway (DESIGN.md).
+    recorded, and the analysis leaves censored runs out anyway (docs/design.md).
     """
     if run.spec.phase == REFERENCE or run.target is None:
         return None
