@@ -59,7 +59,3 @@ def iter_split_texts() -> Iterator[tuple[str, str]]:
     for rec in iter_corpus():
         yield split_of(rec["text"]), rec["text"]
 
-
-def load_texts(split: str) -> list[str]:
-    """All texts of one split ('train' or 'validation')."""
-    return [t for s, t in iter_split_texts() if s == split]

@@ -76,10 +76,6 @@ class BatchLoader:
         return self.token_budget / self.data_tokens
 
     @property
-    def unique_tokens(self) -> int:
-        return min(self.token_budget, self.data_tokens)
-
-    @property
     def steps(self) -> int:
         """Steps to consume the budget: ceil(D / (B * L))."""
         return math.ceil(self.token_budget / (self.batch_size * self.seq_len))

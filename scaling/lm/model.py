@@ -160,10 +160,6 @@ def init_params(model: Transformer, rng: jax.Array) -> Any:
     return model.init(rng, tokens)["params"]
 
 
-def abstract_params(model: Transformer) -> Any:
-    return jax.eval_shape(lambda: init_params(model, jax.random.key(0)))
-
-
 def _path_names(path) -> list[str]:
     return [str(getattr(p, "key", getattr(p, "name", p))) for p in path]
 

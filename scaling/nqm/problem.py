@@ -54,9 +54,6 @@ class NQM:
         """E[theta_0,i^2]: the start is deterministic, theta_0,i = init_scale."""
         return np.full(self.dim, self.init_scale**2)
 
-    def initial_loss(self) -> float:
-        return float(0.5 * np.sum(self.curvature() * self.initial_second_moment()))
-
 
 @dataclass(frozen=True)
 class Optimizer:

@@ -150,12 +150,6 @@ def run_study(out_dir: "str | Path", *, dim: int = DEFAULT_DIM, ps: Sequence[flo
     return study
 
 
-def load_study(path: "str | Path") -> dict:
-    """Read a study.json written by ``run_study`` (for figures that read results from files)."""
-    from scaling.store import read_json
-    return read_json(Path(path))
-
-
 def plot_study(study: dict, path: "str | Path") -> None:
     """CBS vs D, one panel per optimizer, one line per spectrum exponent; law exponents in the legend."""
     import matplotlib
