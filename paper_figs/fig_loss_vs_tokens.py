@@ -14,6 +14,7 @@ import numpy as np
 
 from scaling import rundir
 from scaling.plots import FigureResult, Skip, save_figure, sources, style, write_caption
+from scaling.sweep.export import reference_steps
 
 NAME = "fig_loss_vs_tokens"
 REL_TOL = 1e-9
@@ -23,18 +24,29 @@ def _close(a, b) -> bool:
     return a is not None and b is not None and math.isclose(float(a), float(b), rel_tol=REL_TOL)
 
 
+def _with_reference_crossing(d, s, target):
+    """A reference run (trained for D with no target: it set L*) with its own crossing of L*, the
+    S(B_ref) of the steps table (``scaling.sweep.export.reference_steps``); else the summary as is."""
+    if s.get("target_loss") is not None or target is None:
+        return s
+    return {**s, "target_loss": target, "steps_to_target": reference_steps(d, s, float(target))}
+
+
 def _runs_for(sweep, g) -> dict:
-    """batch size -> (run dir, summary) of the best-lr finished run chasing the group's target."""
+    """batch size -> (run dir, summary) of the best-lr finished run reaching the group's target."""
     best = {}
     for i, b in enumerate(g.batch_sizes):
         for d in sweep.run_dirs:
             s = rundir.read_summary(d)
-            if not s or s.get("status") != "done" or s.get("steps_to_target") is None:
+            if not s or s.get("status") != "done":
                 continue
             if not (_close(s.get("params"), g.params) and _close(s.get("tokens"), g.tokens)
-                    and _close(s.get("batch_size"), b) and _close(s.get("target_loss"), g.target_loss)):
+                    and _close(s.get("batch_size"), b)):
                 continue
             if g.best_lr[i] is not None and not _close(s.get("lr"), g.best_lr[i]):
+                continue
+            s = _with_reference_crossing(d, s, g.target_loss)
+            if s.get("steps_to_target") is None or not _close(s.get("target_loss"), g.target_loss):
                 continue
             if b not in best or s["steps_to_target"] < best[b][1]["steps_to_target"]:
                 best[b] = (d, s)
@@ -113,7 +125,8 @@ def make(runs_dir, fits_dir, out_dir, sweep=None):
         f"Group {sweep_obj.size_label(g.params)}, {sweep_obj.data_label(g.tokens)} (the largest model size at "
         "its data size closest to 20 tokens per parameter). Each curve is the evaluation loss "
         f"(`{metric}` in metrics.jsonl) of the run with the best learning rate at that batch size; runs "
-        "stop at the first evaluation below the target. Dashed: the target loss L* (Definition 1 of "
+        "stop at the first evaluation below the target, except at the reference batch, whose runs train "
+        "for D and set it. Dashed: the target loss L* (Definition 1 of "
         "Zhang et al. 2024: the best final loss at the reference batch). Dots: the target crossings, "
         "interpolated linearly in step between the two evaluations that bracket L*; their steps are S(B).",
     ])
