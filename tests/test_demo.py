@@ -10,6 +10,8 @@ from sweep_helpers import write_grid
 
 def test_nqm_demo_runs_the_whole_pipeline(tmp_path, capsys):
     out = tmp_path / "nqm_demo"
+    (tmp_path / "loose_run").mkdir()  # a run directory beside the demo (scaling train --out): the parent
+    (tmp_path / "loose_run" / "config.json").write_text("{}")  # looks like a sweep, the demo's figures still find theirs
     assert main(["demo", "--workload", "nqm", "--out", str(out), "--quiet"]) == 0
     text = capsys.readouterr().out
     rows = list(csv.DictReader(open(out / "steps.csv")))

@@ -24,7 +24,7 @@ from typing import Callable, Optional
 from scaling import rundir
 from scaling.errors import ScalingError
 from scaling.sweep.protocol import MANIFEST
-from scaling.sweep.records import STEPS_FILE, find_sweeps, run_dirs
+from scaling.sweep.records import STEPS_FILE, find_sweeps, is_sweep_dir, run_dirs
 
 GRIDS_DIR = "grids"
 STUDY_FILE = "study.json"
@@ -121,7 +121,7 @@ def _sweep_at(runs_dir: Path, path: Path) -> SweepSource:
             ref = (_read_json(study) or {}).get("reference_batch")
     ref = float(ref) if isinstance(ref, (int, float)) and ref > 0 else None
     return SweepSource(name=name, path=path, steps_csv=steps if steps.is_file() else None, run_dirs=runs,
-                 workload=workload, reference_batch=ref)
+                       workload=workload, reference_batch=ref)
 
 
 def _order(s: SweepSource) -> tuple:
@@ -145,7 +145,11 @@ def pick(runs_dir, sweep: Optional[str], need: Callable, what: str):
     ``need`` returns the data the figure plots or a string saying what is missing. Returns
     (sweep, data), or (None, one-line reason) when no sweep qualifies.
     """
-    sweeps = discover(runs_dir)
+    named = Path(runs_dir) / sweep if sweep is not None else None
+    if named is not None and named.is_dir() and is_sweep_dir(named):  # runs_dir/<sweep>, found without a search
+        sweeps = [_sweep_at(Path(runs_dir), named)]
+    else:
+        sweeps = discover(runs_dir)
     if sweep is not None:
         sweeps = [s for s in sweeps if s.name == sweep]
         if not sweeps:
