@@ -1,96 +1,74 @@
-"""paper_figs/: every figure script on a small NQM sweep built by the real code path.
+"""paper_figs/: every figure script on a small NQM sweep run by the real sweep.
 
-The fixture runs the NQM workload (scaling.workloads.nqm, the exact expected loss; milliseconds
-a run) over a few dimensions, sample budgets, batch sizes and learning rates into a temporary
-runs/<sweep>/<run-id>/ tree, with the Definition-1 target (best final loss at the reference
-batch over the lr grid, Zhang et al. 2024); the steps table is the runs' summaries, and a fit
-file is saved with the analysis API. Each figure must write non-empty PNG and PDF files, plot
-exactly the analysis API's numbers, and skip with one line when its inputs are missing.
+The fixture writes an NQM grid file (``workload: nqm``: the exact expected loss, milliseconds a
+run) to runs/grids/ and runs it with ``scaling.sweep.run_sweep`` into runs/<sweep>/: the two-phase
+protocol sets each group's Definition-1 target (best final loss at the reference batch over the
+lr grid, Zhang et al. 2024) and every other batch size chases it up to the sample cap. The steps
+table is the sweep's own export (``scaling.sweep.export``), and a fit file is saved with the
+analysis API. Each figure must write non-empty PNG and PDF files, plot exactly the analysis
+API's numbers, and skip with one line when its inputs are missing. (Their wall time is measured
+in benchmarks/bench_nqm.py, not asserted here.)
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
-import math
-import time
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scaling import rundir
-from scaling.analysis.steps_table import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
-from scaling.workloads.nqm import NQMWorkload
+from scaling.sweep import run_sweep, steps_rows, write_steps_csv
+from scaling.sweep.records import STEPS_FILE
+from sweep_helpers import write_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP = "nqm_fixture"
 # (dim, samples): three dims at one budget, the largest dim at three budgets
-GROUPS = ((32, 2048), (64, 2048), (128, 2048), (128, 512), (128, 8192))
+DIMS = (32, 64, 128)
+BUDGET = 2048
+LARGEST_DIM_BUDGETS = (512, 2048, 8192)
+GROUPS = tuple((dim, BUDGET) for dim in DIMS[:-1]) + tuple((DIMS[-1], d) for d in LARGEST_DIM_BUDGETS)
 BATCHES = (1, 2, 4, 8, 16, 32, 64)
 LRS = tuple(0.02 * 2.0**k for k in range(7))  # 0.02 ... 1.28 (SGD on h_max = 1 is stable below 2)
 REFERENCE_BATCH = 4
 CAP_FACTOR = 4
-STEPS_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+FAST = dict(quiet=True, compile_cache=None, poll_s=0.05)  # no JAX cache, short waits between phases
 
 
-def _run_id(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+def nqm_grid(path: Path) -> Path:
+    """The fixture's grid file: GROUPS x BATCHES x LRS, one seed, Definition-1 targets at B_ref."""
+    models = [{"dim": dim, "tokens": [d for g_dim, d in GROUPS if g_dim == dim]} for dim in DIMS]
+    return write_grid(path, name=SWEEP, base={}, models=models, tokens=None, batch_sizes=list(BATCHES),
+                      lrs=list(LRS), reference_batch=REFERENCE_BATCH, max_tokens_factor=CAP_FACTOR)
 
 
-def build_nqm_sweep(runs_dir: Path, name: str = SWEEP) -> Path:
-    """Run the NQM workload into runs_dir/name and write its steps.csv (from the run summaries)."""
-    w = NQMWorkload()
-    sweep = Path(runs_dir) / name
-    rows = []
-    for dim, d in GROUPS:
-        base = {"dim": dim, "tokens": d}
-        finals = []
-        for lr in LRS:  # Definition-1 target: best final loss at B_ref after D samples
-            spec = {**base, "batch_size": REFERENCE_BATCH, "lr": lr}
-            s = w.run(w.build_config(spec), sweep / _run_id(spec))
-            if s["status"] == "done":
-                finals.append(s["final_eval_loss"])
-        target = min(finals)
-        for b in BATCHES:
-            for lr in LRS:
-                spec = {**base, "batch_size": b, "lr": lr, "target_loss": target, "max_tokens": CAP_FACTOR * d}
-                s = w.run(w.build_config(spec), sweep / _run_id(spec))
-                rows.append({"params": dim, "tokens": d, "batch_size": b,
-                             "steps": "" if s["steps_to_target"] is None else repr(s["steps_to_target"]),
-                             "seq_len": 1, "lr": lr, "seed": 0, "target_loss": repr(target), "status": s["status"]})
-    with open(sweep / "steps.csv", "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=STEPS_COLUMNS, lineterminator="\n")
-        wr.writeheader()
-        wr.writerows(rows)
+def run_nqm_sweep(runs_dir: Path) -> Path:
+    """runs_dir/grids/<SWEEP>.yaml run by the sweep into runs_dir/<SWEEP>, with its exported steps.csv."""
+    grids = Path(runs_dir) / "grids"
+    grids.mkdir(parents=True, exist_ok=True)
+    sweep = Path(runs_dir) / SWEEP
+    run_sweep(nqm_grid(grids / f"{SWEEP}.yaml"), out=sweep, **FAST)
+    write_steps_csv(steps_rows(sweep), sweep / STEPS_FILE)
     return sweep
 
 
-GRID = f"""# written by tests/test_figs_paper.py
-name: {SWEEP}
-workload: nqm
-reference_batch: {REFERENCE_BATCH}
-"""
 EXPECTED = ("fig_steps_vs_batch", "fig_steps_vs_batch_data_sizes", "fig_steps_vs_batch_model_sizes",
             "fig_cbs_vs_data_size", "fig_cbs_vs_model_size", "fig_loss_vs_tokens")
 
 
 @pytest.fixture(scope="module")
 def fixture(tmp_path_factory):
-    """runs/ (NQM sweep + grid file), fits/ (a law against params saved by the analysis API), out/."""
+    """runs/ (NQM sweep + its grid file), fits/ (a law against params saved by the analysis API), out/."""
     from scaling.analysis import critical_batch_sizes, fit_law, load_steps
     from scaling.plots import sources
 
     base = tmp_path_factory.mktemp("figs")
     runs, fits, out = base / "runs", base / "fits", base / "out"
-    sweep = build_nqm_sweep(runs)
-    (runs / "grids").mkdir()
-    (runs / "grids" / f"{SWEEP}.yaml").write_text(GRID)
-    table = load_steps(sweep / "steps.csv")
+    sweep = run_nqm_sweep(runs)
+    table = load_steps(sweep / STEPS_FILE)
     result = critical_batch_sizes(table, reference_batch=REFERENCE_BATCH)
     chin = sources.chinchilla_groups(result.groups)
-    import dataclasses
     fit_law(dataclasses.replace(result, groups=tuple(chin)), "params").save(fits / "nqm_params.json")
     return {"runs": runs, "fits": fits, "out": out, "table": table, "result": result}
 
@@ -99,11 +77,8 @@ def fixture(tmp_path_factory):
 def made(fixture):
     from scaling.plots import registry
 
-    t0 = time.perf_counter()
-    out = {s.name: registry.run_script(s, fixture["runs"], fixture["fits"], fixture["out"])
-           for s in registry.scripts(ROOT / "paper_figs")}
-    out["_seconds"] = time.perf_counter() - t0
-    return out
+    return {s.name: registry.run_script(s, fixture["runs"], fixture["fits"], fixture["out"])
+            for s in registry.scripts(ROOT / "paper_figs")}
 
 
 def _group(fixture, params, tokens):
@@ -123,9 +98,8 @@ def test_every_expected_figure_writes_png_pdf_and_caption(made):
         text = cap.read_text()
         assert SWEEP in text and "synthetic" in text
     for name, r in made.items():
-        if not name.startswith("_") and name not in EXPECTED:
+        if name not in EXPECTED:
             assert isinstance(r, Skip) and "\n" not in r.line()   # 5, 6, 7 need LM runs
-    assert made["_seconds"] < 60
 
 
 def test_steps_figure_plots_the_analysis_numbers(made, fixture):
@@ -172,8 +146,12 @@ def test_loss_figure_crossings_are_the_steps_table(made, fixture):
     crossings = {c["batch_size"]: c["crossing_step"] for c in d["curves"]}
     for b, s in zip(g.batch_sizes, g.steps):
         assert crossings[b] == pytest.approx(s, rel=1e-12)
+    assert sorted(crossings) == list(g.batch_sizes)   # B_ref too: its reference run sets L*
     for c in d["curves"]:
-        assert c["loss"][-1] <= g.target_loss < c["loss"][-2]   # runs stop at the first eval below L*
+        if c["batch_size"] == REFERENCE_BATCH:   # trained for D: L* is its own final loss (Definition 1)
+            assert c["tokens"][-1] == g.tokens and c["loss"][-1] == g.target_loss
+        else:                                    # chase runs stop at the first eval below L*
+            assert c["loss"][-1] <= g.target_loss < c["loss"][-2]
 
 
 def test_presets_skip_the_nqm_and_convert_units(made):
