@@ -57,13 +57,12 @@ EXPECTED = ("fig_steps_vs_batch", "fig_steps_vs_batch_data_sizes", "fig_steps_vs
             "fig_cbs_vs_data_size", "fig_cbs_vs_model_size", "fig_loss_vs_tokens")
 
 
-@pytest.fixture(scope="module")
-def fixture(tmp_path_factory):
-    """runs/ (NQM sweep + its grid file), fits/ (a law against params saved by the analysis API), out/."""
+def build_fixture(base: Path) -> dict:
+    """base/runs (NQM sweep + its grid file), base/fits (a law against params saved by the analysis
+    API), base/out (where the figures go), and the sweep's steps table and CBS result."""
     from scaling.analysis import critical_batch_sizes, fit_law, load_steps
     from scaling.plots import sources
 
-    base = tmp_path_factory.mktemp("figs")
     runs, fits, out = base / "runs", base / "fits", base / "out"
     sweep = run_nqm_sweep(runs)
     table = load_steps(sweep / STEPS_FILE)
@@ -73,12 +72,22 @@ def fixture(tmp_path_factory):
     return {"runs": runs, "fits": fits, "out": out, "table": table, "result": result}
 
 
-@pytest.fixture(scope="module")
-def made(fixture):
+def make_figures(fx: dict) -> dict:
+    """Figure name -> FigureResult or Skip of every paper_figs/ script on the fixture."""
     from scaling.plots import registry
 
-    return {s.name: registry.run_script(s, fixture["runs"], fixture["fits"], fixture["out"])
+    return {s.name: registry.run_script(s, fx["runs"], fx["fits"], fx["out"])
             for s in registry.scripts(ROOT / "paper_figs")}
+
+
+@pytest.fixture(scope="module")
+def fixture(tmp_path_factory):
+    return build_fixture(tmp_path_factory.mktemp("figs"))
+
+
+@pytest.fixture(scope="module")
+def made(fixture):
+    return make_figures(fixture)
 
 
 def _group(fixture, params, tokens):

@@ -3,12 +3,12 @@
 The runs are real NQM workload runs (``scaling.workloads.nqm``) written to disk; the protocol
 (Definition 1 of Zhang et al. 2024: target from reference runs at B_ref over the lr grid, then
 every (B, lr) chases it under a sample cap) is driven here in a few lines; the steps table goes
-through the analysis module exactly as an LM sweep's would.
+through the analysis module exactly as an LM sweep's would. (Its wall time is measured in
+benchmarks/bench_nqm.py, not asserted here.)
 """
 
 import csv
 import math
-import time
 
 import numpy as np
 import pytest
@@ -60,10 +60,9 @@ def drive_protocol(root, budget):
     return target, rows
 
 
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nqm_runs")
-    t0 = time.perf_counter()
+def run_pipeline(root) -> dict:
+    """Every budget's protocol into ``root``, its steps.csv, the CBS per budget, the law against D,
+    and the exact sweeps to compare with."""
     targets, rows = {}, []
     for d in BUDGETS:
         targets[d], r = drive_protocol(root, d)
@@ -77,11 +76,12 @@ def pipeline(tmp_path_factory):
     law = fit_law(cbs, "tokens")
     exact = {d: exact_sweep(NQM(dim=DIM), Optimizer(), BATCHES, LRS, d, REF, cap_factor=CAP_FACTOR)
              for d in BUDGETS}
-    return {"cbs": cbs, "law": law, "exact": exact, "targets": targets, "seconds": time.perf_counter() - t0}
+    return {"cbs": cbs, "law": law, "exact": exact, "targets": targets}
 
 
-def test_pipeline_runs_in_seconds(pipeline):
-    assert pipeline["seconds"] < 10
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    return run_pipeline(tmp_path_factory.mktemp("nqm_runs"))
 
 
 def test_run_directories_reproduce_the_exact_sweep(pipeline):

@@ -1,8 +1,8 @@
 """Batch-size scaling on the NQM (Zhang et al. 2019): perfect scaling, plateau, and the CBS
-shift from momentum and preconditioning; the Definition-1 CBS read off a curve."""
+shift from momentum and preconditioning; the Definition-1 CBS read off a curve. (The sweeps'
+wall time is measured in benchmarks/bench_nqm.py, not asserted here.)"""
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -18,17 +18,15 @@ CAP = 64  # sample cap / budget: large enough to see the plateau
 SGD, MOMENTUM, PRECOND = Optimizer(), Optimizer(momentum=0.9), Optimizer(q=0.5)
 
 
+def run_sweeps() -> dict:
+    """Optimizer -> its exact sweep: 15 batch sizes x a 41-point lr grid each."""
+    return {opt: exact_sweep(PROBLEM, opt, BATCHES, lr_grid(PROBLEM, opt, points_per_decade=8, decades=5),
+                             BUDGET, REF, cap_factor=CAP) for opt in (SGD, MOMENTUM, PRECOND)}
+
+
 @pytest.fixture(scope="module")
 def sweeps():
-    t0 = time.perf_counter()
-    out = {opt: exact_sweep(PROBLEM, opt, BATCHES, lr_grid(PROBLEM, opt, points_per_decade=8, decades=5),
-                            BUDGET, REF, cap_factor=CAP) for opt in (SGD, MOMENTUM, PRECOND)}
-    out["seconds"] = time.perf_counter() - t0
-    return out
-
-
-def test_sweep_takes_seconds(sweeps):
-    assert sweeps["seconds"] < 10  # three full 15 x 41 sweeps
+    return run_sweeps()
 
 
 def test_sgd_perfect_scaling_then_plateau(sweeps):

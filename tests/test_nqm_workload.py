@@ -1,6 +1,5 @@
-"""The NQM workload writes real run directories with the LM trainer's summary keys."""
-
-import time
+"""The NQM workload writes real run directories with the LM trainer's summary keys. (A run's wall
+time, milliseconds, is measured in benchmarks/bench_nqm.py, not asserted here.)"""
 
 import numpy as np
 import pytest
@@ -14,13 +13,12 @@ SUMMARY_KEYS = {"status", "reason", "target_loss", "steps_to_target", "tokens_to
                 "final_tokens", "final_eval_loss", "final_eval_loss_ewa", "best_eval_loss", "params", "tokens",
                 "batch_size", "seq_len", "lr", "seed", "eval_metric"}
 W = NQMWorkload()
+REFERENCE_SPEC = {"batch_size": 8, "lr": 0.5, "tokens": 8192, "dim": 100}  # a reference run: no target
 
 
 def test_reference_run_writes_run_directory(tmp_path):
-    config = W.build_config({"batch_size": 8, "lr": 0.5, "tokens": 8192, "dim": 100})
-    t0 = time.perf_counter()
+    config = W.build_config(REFERENCE_SPEC)
     summary = W.run(config, tmp_path / "ref")
-    assert time.perf_counter() - t0 < 0.5  # milliseconds in practice
     assert SUMMARY_KEYS <= set(summary)
     assert rundir.read_status(tmp_path / "ref") == "done"
     assert rundir.read_summary(tmp_path / "ref") == summary
