@@ -25,6 +25,7 @@ NQM_GRID = {
     "reference_batch": 4,
     "target": "definition1",
     "max_tokens_factor": 4,
+    "protocol": "grid",  # these tests count every cell; tests/test_sweep_adaptive.py runs the search
 }
 
 

@@ -81,5 +81,5 @@ def test_bad_config_is_scaling_error(spec):
 
 def test_axis_keys_are_config_fields():
     fields = set(NQMConfig.__dataclass_fields__)
-    assert set(W.axis_keys) == {"batch_size", "lr", "tokens", "seed", "target_loss", "max_tokens"}
+    assert set(W.axis_keys) == {"batch_size", "lr", "tokens", "seed", "target_loss", "max_tokens", "race_steps"}
     assert set(W.axis_keys.values()) <= fields

@@ -20,6 +20,7 @@ GRID = {
     "models": [{"name": "m", "d_model": 16, "n_layers": 1, "n_heads": 2}],
     "tokens": [16384], "batch_sizes": [4, 8, 16], "lrs": [0.002, 0.006], "seeds": [0],
     "reference_batch": 4, "target": "definition1", "max_tokens_factor": 3, "warmup_fraction": 0.1,
+    "protocol": "grid",  # every lr of a batch size trains together
 }
 RTOL = 1e-3  # vmap changes float32 reduction order (tests/test_multirun.py); small lrs keep training
 # out of the chaotic regime where such differences grow (at lr 0.03 the final losses differ by 2%)

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from scaling.config_io import from_dict, require, to_dict
+from scaling.config_io import NOT_IDENTITY, from_dict, require, to_dict
 
 
 def decay_from_half_life(half_life_tokens: float, tokens_per_step: int) -> float:
@@ -160,6 +160,9 @@ class TrainConfig:
     max_tokens: Optional[int] = None  # token cap; None: data.tokens. Beyond D only with a target.
     target_loss: Optional[float] = None  # L*; the eval loss to reach (EWA loss when EWA is on)
     stop_at_target: bool = True
+    # a race (scaling.sweep.search): stop, censored as outpaced, at the first evaluation at or after
+    # this step still above the target -- another lr at this batch size got there in fewer steps
+    race_steps: Optional[float] = None
     log_every: int = 10  # steps between train-loss rows in metrics.jsonl
     checkpoint_every_tokens: Optional[int] = None  # None: by wall time (scaling.lm.train.CHECKPOINT_INTERVAL_S)
     gns: bool = False  # log the gradient noise scale (McCandlish et al. 2018)
@@ -168,6 +171,8 @@ class TrainConfig:
     # batch (scaling.lm.gns.split_batch_stats; ~one extra forward+backward on those steps only).
     gns_every: int = 10  # steps between split-batch measurements (cadence); ignored with microbatches
     gns_split: int = 4  # parts the batch is split into on measured steps (B_small = batch_size/gns_split)
+    # where metrics go besides metrics.jsonl (scaling.trackers); not part of the run id
+    tracker: Literal["jsonl", "wandb", "tensorboard"] = field(default="jsonl", metadata=NOT_IDENTITY)
 
     def __post_init__(self):
         require(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
@@ -185,6 +190,8 @@ class TrainConfig:
                 f"max_tokens must be positive, got {self.max_tokens}")
         require(self.target_loss is None or self.target_loss > 0,
                 f"target_loss must be positive, got {self.target_loss}")
+        require(self.race_steps is None or (self.race_steps > 0 and self.target_loss is not None),
+                f"race_steps needs a target_loss and must be positive, got {self.race_steps}")
         require(self.optim.warmup_tokens <= self.token_cap,
                 f"optim.warmup_tokens {self.optim.warmup_tokens} is longer than the run ({self.token_cap} tokens)")
         require(self.tokens_per_step <= self.token_cap,

@@ -31,6 +31,8 @@ from scaling.lm.evaluation import eval_row
 from scaling.noise_scale import summarize
 from scaling.summary import CAP, OUTPACED, RunSummary
 from scaling.target import crossing_step
+from scaling.trackers import Tracker
+from scaling.trackers.jsonl import JsonlTracker
 
 WORKLOAD = "lm"
 
@@ -46,8 +48,9 @@ def finite(x) -> bool:
 class RunRecord:
     """Rows, eval history, target crossing and status of one run (see the module docstring)."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, *, writer: bool = True):
+    def __init__(self, config: TrainConfig, run_dir: Path, *, writer: bool = True, tracker: Optional[Tracker] = None):
         self.config, self.run_dir, self.writer = config, Path(run_dir), writer
+        self.tracker = tracker if tracker is not None else JsonlTracker(self.run_dir)  # writes metrics.jsonl
         self.run_id = run_id(WORKLOAD, config)
         self.metric = eval_metric_name(config)
         self.history: list = []  # (step, eval metric) of every evaluation
@@ -118,8 +121,12 @@ class RunRecord:
             self.stop("diverged", f"non-finite eval loss at step {step}")
             return
         self._update_crossing()
+        race = self.config.race_steps
         if self.reached is not None and self.config.stop_at_target:
             self.stop("done", f"target {self.config.target_loss:g} reached at step {self.reached:.1f}")
+        elif self.reached is None and race is not None and step >= race:
+            self.stop("censored", f"outpaced: above the target {self.config.target_loss:g} at step {step}, past "
+                                  f"the {race:.1f} steps another lr needed", censored_by=OUTPACED)
 
     def outpaced(self, winner: "RunRecord", step: int) -> None:
         """Stopped because ``winner`` (same batch size) reached the target first."""
@@ -146,7 +153,7 @@ class RunRecord:
 
     def flush(self) -> None:
         if self.writer and self.rows:
-            rundir.append_metrics(self.run_dir, [self.rows[s] for s in sorted(self.rows)])
+            self.tracker.log([self.rows[s] for s in sorted(self.rows)])
         self.rows.clear()
 
     def finish(self, info: dict, epochs: float, wall_s: float, busy_s: float) -> dict:
@@ -155,6 +162,7 @@ class RunRecord:
         trained = (self.final_step - self.start) * self.config.tokens_per_step
         summary = self.summarize(info, epochs, wall_s, trained / busy_s if busy_s > 0 else None)
         self.summary = rundir.finish(self.run_dir, summary) if self.writer else summary.to_dict()
+        self.tracker.finish(self.summary)
         return self.summary
 
     def summarize(self, info: dict, epochs: float, wall_s: float, tokens_per_s: Optional[float]) -> RunSummary:

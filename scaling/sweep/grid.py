@@ -30,6 +30,12 @@ Workload-specific content lives in ``base`` (merged into every run's config) and
       optim.beta2: {1: 0.999, 256: 0.995, 512: 0.99, 2048: 0.95}
     together: auto                # runs that share shapes train as one program: true, false, or
                                   # auto (default: on an accelerator, not on a CPU backend)
+    protocol: adaptive            # adaptive (default): search the lrs lattice per batch size and
+                                  # race the runs (scaling.sweep.search); grid: train every cell
+    lr_rule: 0.0                  # adaptive: predict lr ~ B^k from the neighbouring batch size's winner
+    lr_start: 0.01                # adaptive: the first lr of the reference search (default: the
+                                  # lattice point nearest its geometric middle)
+    refine: 0                     # adaptive: batch sizes added at geometric midpoints around the CBS
 
 Reserved keys in a model entry: ``name``, ``tokens``, ``tokens_per_param`` (override the data
 sizes for that model), ``target`` (an explicit loss for that model's groups) and ``lrs`` (that
@@ -80,7 +86,11 @@ NAMED_SIZES = {
 
 TOP_KEYS = ("name", "workload", "description", "base", "models", "model_grid", "tokens",
             "tokens_per_param", "batch_sizes", "lrs", "seeds", "reference_batch", "target",
-            "max_tokens_factor", "warmup_fraction", "by_batch_size", "together")
+            "max_tokens_factor", "warmup_fraction", "by_batch_size", "together", "protocol", "lr_rule",
+            "lr_start", "refine")
+GRID, ADAPTIVE = "grid", "adaptive"  # sweep protocols
+PROTOCOLS = (GRID, ADAPTIVE)
+DEFAULT_PROTOCOL = ADAPTIVE
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -113,6 +123,10 @@ class Grid:
     warmup_fraction: Optional[float] = None
     by_batch_size: dict = field(default_factory=dict)
     together: Any = AUTO  # True/False/"auto": train runs that share shapes as one vmapped program
+    protocol: str = DEFAULT_PROTOCOL  # GRID or ADAPTIVE
+    lr_rule: float = 0.0  # adaptive: lr ~ B^lr_rule from one batch size's winner to the next
+    lr_start: Optional[float] = None  # adaptive: first lr of the reference search (None: the middle)
+    refine: int = 0  # adaptive: batch sizes added at geometric midpoints around the CBS estimate
     source: str = ""
     raw: dict = field(default_factory=dict)
 
@@ -335,7 +349,23 @@ def parse_grid(data: Any, source: str = "grid", top_keys: Optional[set] = None,
         rules[str(key)] = parsed
     return Grid(name=name, workload=workload, base=base, models=models, batch_sizes=batch_sizes,
                 lrs=lrs, seeds=seeds, reference_batch=ref, target=target, max_tokens_factor=factor,
-                warmup_fraction=warm, by_batch_size=rules, together=together, source=source, raw=data)
+                warmup_fraction=warm, by_batch_size=rules, together=together, source=source, raw=data,
+                **_parse_protocol(data, where))
+
+
+def _parse_protocol(data: Mapping, where: str) -> dict:
+    """The sweep protocol and the adaptive search's keys (see the module docstring)."""
+    protocol = data.get("protocol", DEFAULT_PROTOCOL)
+    if protocol not in PROTOCOLS:
+        _bad(where, f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    start = data.get("lr_start")
+    refine = data.get("refine", 0)
+    if not isinstance(refine, int) or isinstance(refine, bool) or refine < 0:
+        _bad(where, f"refine must be a whole number >= 0, got {refine!r}")
+    if protocol == GRID and any(k in data for k in ("lr_rule", "lr_start", "refine")):
+        _bad(where, "lr_rule, lr_start and refine belong to protocol: adaptive")
+    return {"protocol": protocol, "lr_rule": _number(data.get("lr_rule", 0.0), "lr_rule", where, positive=False),
+            "lr_start": _number(start, "lr_start", where) if start is not None else None, "refine": refine}
 
 
 def load_grid(path: "str | os.PathLike") -> Grid:

@@ -109,10 +109,13 @@ def build(workload, spec: dict, what: str):
         raise ScalingError(f"{what}: {e}") from None
 
 
-def with_target(workload, run: RunSpec, target: Optional[float]) -> dict:
+def with_target(workload, run: RunSpec, target: Optional[float], race_steps: Optional[float] = None) -> dict:
+    """The run's config dict with its target L* (and, racing, the steps to beat) set."""
     spec = copy.deepcopy(run.spec)
     if target is not None:
         set_dotted(spec, _axis(workload, "target_loss"), float(target))
+    if race_steps is not None:
+        set_dotted(spec, _axis(workload, "race_steps"), float(race_steps))
     return spec
 
 

@@ -29,11 +29,14 @@ from scaling import rundir
 from scaling.errors import ScalingError
 from scaling.store import append_jsonl, atomic_write_json, read_json
 from scaling.identity import run_id
+from scaling.sweep import adaptive
+from scaling.sweep.grid import ADAPTIVE
 from scaling.sweep.plan import REFERENCE, Plan, RunSpec, build, with_target
 
 MANIFEST = "sweep.json"
 EVENTS = "events.jsonl"
 LOCKS = "locks"
+SEARCH = "search.json"  # adaptive: the lr searches and the runs they wait for
 RUN_INFO = "sweep_run.json"  # in each run directory: its group, phase and grid cell
 USABLE_FOR_TARGET = ("done", "censored")  # finished their D tokens (no target, so never censored)
 
@@ -93,7 +96,8 @@ class SweepState:
         self.plan = plan
         self.workload = workload
         self.root = Path(root)
-        self._runs: dict = {}  # (RunSpec index, target) -> Run (configs are built once)
+        self._runs: dict = {}  # (RunSpec index, target, race steps) -> Run (configs are built once)
+        self.search_record: dict = {}  # adaptive: what each lr search tried and why it stopped
 
     # --- manifest ----------------------------------------------------------------------------
     @property
@@ -125,8 +129,8 @@ class SweepState:
                "reference_batch": self.plan.grid.reference_batch,
                "max_tokens_factor": self.plan.grid.max_tokens_factor,
                "groups": groups, "targets": known,
-               "runs": [{"group": r.group, "phase": r.phase, "batch_size": r.batch_size, "lr": r.lr,
-                         "seed": r.seed, "max_tokens": r.max_tokens} for r in self.plan.runs],
+               "protocol": self.plan.grid.protocol,
+               "runs": [] if self.plan.grid.protocol == ADAPTIVE else [_cell(r) for r in self.plan.runs],
                "updated": time.time()}
         if old and {k: v for k, v in old.items() if k != "updated"} == \
                 {k: v for k, v in doc.items() if k != "updated"}:
@@ -134,11 +138,11 @@ class SweepState:
         atomic_write_json(self.manifest_path, doc)
 
     # --- runs --------------------------------------------------------------------------------
-    def run_for(self, index: int, target: Optional[float]) -> Run:
-        key = (index, target)
+    def run_for(self, index: int, target: Optional[float], race_steps: Optional[float] = None) -> Run:
+        key = (index, target, race_steps)
         if key not in self._runs:
             spec = self.plan.runs[index]
-            d = with_target(self.workload, spec, target)
+            d = with_target(self.workload, spec, target, race_steps)
             config = build(self.workload, d, f"run {spec.label}")
             rid = run_id(self.workload.name, config)
             self._runs[key] = Run(spec=spec, run_id=rid, config=config, target=target,
@@ -160,15 +164,7 @@ class SweepState:
             if g.key in frozen and frozen[g.key].get("loss") is not None:
                 out[g.key] = frozen[g.key]
                 continue
-            summaries = []
-            for i, spec in enumerate(self.plan.runs):
-                if spec.group != g.key or spec.phase != REFERENCE:
-                    continue
-                s = rundir.read_summary(self.run_for(i, None).run_dir)
-                if s is None:
-                    summaries = None
-                    break
-                summaries.append(s)
+            summaries = self.reference_summaries(g.key)
             if summaries is None:
                 out[g.key] = None
                 continue
@@ -181,9 +177,36 @@ class SweepState:
             self.write_manifest(new)
         return out
 
-    def known_runs(self, targets: Optional[dict] = None) -> tuple:
-        """(runs with known ids, specs still waiting for their group's target)."""
+    def reference_summaries(self, group: str) -> Optional[list]:
+        """The summaries of the group's reference runs that set L*, or None until all finished:
+        every reference run (grid), the runs of its finished lr search (adaptive)."""
+        if self.plan.grid.protocol == ADAPTIVE:
+            cells = adaptive.GroupCells(self.plan, group)
+            wanted = adaptive.Wanted()
+            found = adaptive.reference(self, cells, self.plan.grid.reference_batch, wanted)
+            if not found.done:
+                return None
+            return [rundir.read_summary(r.run_dir) for r in wanted.runs]
+        out = []
+        for i, spec in enumerate(self.plan.runs):
+            if spec.group == group and spec.phase == REFERENCE:
+                s = rundir.read_summary(self.run_for(i, None).run_dir)
+                if s is None:
+                    return None
+                out.append(s)
+        return out
+
+    def known_runs(self, targets: Optional[dict] = None, *, record: bool = True) -> tuple:
+        """(runs with known ids, specs still waiting for their group's target); ``record``: write
+        an adaptive sweep's search.json."""
         targets = self.targets() if targets is None else targets
+        if self.plan.grid.protocol == ADAPTIVE:
+            wanted = adaptive.wanted_runs(self, targets)
+            self.search_record = wanted.record
+            unique = list({r.run_id: r for r in wanted.runs}.values())
+            if record:
+                self._write_search(unique)
+            return unique, wanted.waiting
         known, waiting = [], []
         for i, spec in enumerate(self.plan.runs):
             if spec.phase == REFERENCE:
@@ -196,10 +219,29 @@ class SweepState:
                 known.append(self.run_for(i, t["loss"]))
         return known, waiting
 
+    def _write_search(self, runs: list) -> None:
+        """search.json: what each lr search tried and why it stopped, and the runs it waits for."""
+        doc = {"protocol": ADAPTIVE, "groups": self.search_record,
+               "pending": [{**_cell(r.spec), "target": r.target} for r in runs
+                           if rundir.read_status(r.run_dir) is None]}
+        path = self.root / SEARCH
+        try:
+            if read_json(path) == doc:
+                return
+        except (FileNotFoundError, ValueError):
+            pass
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, doc)
+
     # --- events ------------------------------------------------------------------------------
     def log_event(self, event: str, run: Run, worker: str, **extra) -> None:
         append_jsonl(self.root / EVENTS, [{"event": event, "run_id": run.run_id, "worker": worker,
                                            "time": time.time(), **extra}])
+
+
+def _cell(r: RunSpec) -> dict:
+    return {"group": r.group, "phase": r.phase, "batch_size": r.batch_size, "lr": r.lr, "seed": r.seed,
+            "max_tokens": r.max_tokens}
 
 
 def _jsonable(obj):

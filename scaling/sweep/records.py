@@ -21,7 +21,7 @@ from scaling import rundir
 from scaling.errors import ScalingError
 from scaling.store import read_json
 from scaling.sweep import locks
-from scaling.sweep.protocol import EVENTS, LOCKS, MANIFEST, RUN_INFO
+from scaling.sweep.protocol import EVENTS, LOCKS, MANIFEST, RUN_INFO, SEARCH
 
 STATES = ("done", "running", "failed", "censored", "diverged", "pending")
 TAIL_BYTES = 8192  # enough for the last metrics row
@@ -137,6 +137,14 @@ def find_sweeps(path: "str | os.PathLike", depth: int = SEARCH_DEPTH) -> list:
     return [path] if is_sweep_dir(path) else _below(path, depth)
 
 
+def _search_pending(root: Path) -> list:
+    """An adaptive sweep's runs its lr searches wait for (search.json), as manifest-style cells."""
+    try:
+        return list(read_json(root / SEARCH).get("pending", []))
+    except (FileNotFoundError, ValueError):
+        return []
+
+
 def read_sweep(root: Path, stale_after_s: float = locks.DEFAULT_STALE_AFTER_S) -> SweepRecords:
     """Every run of the sweep at ``root`` with its state; planned runs not on disk are pending."""
     root = Path(root)
@@ -161,7 +169,7 @@ def read_sweep(root: Path, stale_after_s: float = locks.DEFAULT_STALE_AFTER_S) -
         rec.runs.append(RunRecord(run_id=d.name, run_dir=d, state=state, info=info, summary=summary,
                                   tokens_spent=tokens_spent(d, summary)))
         seen.add(_cell(info))
-    for spec in manifest.get("runs", []):
+    for spec in manifest.get("runs", []) + _search_pending(root):
         g = groups.get(spec["group"], {})
         info = {**spec, "model": g.get("model", ""), "params": g.get("params"), "tokens": g.get("tokens"),
                 "target_loss": g.get("target") if spec["phase"] == "chase" else None}

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 
 from scaling.errors import ScalingError
 from scaling.sweep import locks
-from scaling.sweep.grid import load_grid
+from scaling.sweep.grid import ADAPTIVE, load_grid
 from scaling.sweep.plan import REFERENCE, Plan, expand, token_cost
 from scaling.sweep.protocol import SweepState
 from scaling.lm.compile_cache import enable as enable_compile_cache
@@ -59,9 +59,29 @@ def _fmt_tokens(n: float) -> str:
     return f"{n:g}"
 
 
+def describe_adaptive(sweep: SweepState) -> str:
+    """The dry-run text of an adaptive sweep: the first wave (what the searches ask for before any
+    result) and the upper bound on cost (every lattice lr at every batch size, as the grid protocol)."""
+    plan = sweep.plan
+    known, waiting = sweep.known_runs(sweep.targets(record=False), record=False)
+    lines = [f"sweep {plan.grid.name!r} ({plan.grid.workload}, protocol adaptive) -> {sweep.root}",
+             f"first wave ({len(known)} runs; later waves follow from their results):",
+             f"{'run_id':12}  {'phase':9}  {'group':24} {'batch':>6} {'lr':>9} {'seed':>4}"]
+    for r in known:
+        lines.append(f"{r.run_id:12}  {r.spec.phase:9}  {r.spec.group:24} {r.spec.batch_size:>6} "
+                     f"{r.spec.lr:>9.3g} {r.spec.seed:>4}")
+    c = token_cost(plan)
+    lines.append(f"{len(waiting)} lattice cells wait for their group's target; the searches train a subset")
+    lines.append(f"token cost: at most {_fmt_tokens(c['total_tokens_max'])} tokens (every lr of the lattice at "
+                 f"every batch size, cap {plan.grid.max_tokens_factor:g} x D); usually a fraction of that")
+    return "\n".join(lines)
+
+
 def describe_plan(sweep: SweepState) -> str:
     """The dry-run text: every run (id where known) and the token cost."""
     plan = sweep.plan
+    if plan.grid.protocol == ADAPTIVE:
+        return describe_adaptive(sweep)
     targets = sweep.targets(record=False)
     lines = [f"sweep {plan.grid.name!r} ({plan.grid.workload}) -> {sweep.root}",
              f"{'run_id':12}  {'phase':9}  {'group':24} {'params':>9} {'tokens':>9} {'batch':>6} "

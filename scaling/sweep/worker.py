@@ -36,7 +36,7 @@ from typing import Optional
 
 from scaling import rundir
 from scaling.sweep import locks
-from scaling.sweep.grid import AUTO
+from scaling.sweep.grid import ADAPTIVE, AUTO
 from scaling.sweep.plan import REFERENCE
 from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, SweepState, reference_loss
 from scaling.store import atomic_write_json, atomic_write_text
@@ -184,8 +184,8 @@ def implied_censored(sweep: SweepState, run: Run, known: list) -> Optional[str]:
     largest lr did best, and a larger B would favour it more), which is why that case is trained. Such runs are recorded ``censored`` at once, which is what training them would have
     recorded, and the analysis leaves censored runs out anyway (docs/design.md).
     """
-    if run.spec.phase == REFERENCE or run.target is None:
-        return None
+    if run.spec.phase == REFERENCE or run.target is None or sweep.plan.grid.protocol == ADAPTIVE:
+        return None  # the adaptive search decides which batch sizes run (scaling.sweep.adaptive)
     by_batch: dict = {}
     for r in known:
         s = r.spec

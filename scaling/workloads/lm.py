@@ -19,7 +19,8 @@ class LMWorkload:
 
     name = "lm"
     axis_keys: Mapping[str, str] = {"batch_size": "batch_size", "lr": "optim.lr", "tokens": "data.tokens",
-                                    "seed": "seed", "target_loss": "target_loss", "max_tokens": "max_tokens"}
+                                    "seed": "seed", "target_loss": "target_loss", "max_tokens": "max_tokens",
+                                    "race_steps": "race_steps"}
 
     def build_config(self, spec: Mapping[str, Any]) -> TrainConfig:
         return TrainConfig.from_dict(spec)

@@ -25,7 +25,7 @@ from typing import Any, Literal, Mapping, Optional
 from scaling.config_io import from_dict, require, to_dict
 from scaling.identity import run_id
 from scaling.rundir import METRICS, append_metrics, finish, write_config
-from scaling.summary import CAP, RunSummary
+from scaling.summary import CAP, OUTPACED, RunSummary
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class NQMConfig:
     target_loss: Optional[float] = None  # L*; None: train the whole budget (a reference run)
     max_tokens: Optional[int] = None  # sample cap when chasing the target; None: tokens
     stop_at_target: bool = True
+    race_steps: Optional[float] = None  # a race: stop, censored as outpaced, at the first eval at or after it
     dim: int = 1000  # problem dimension: the model-size analogue (params)
     p: float = 1.0  # spectrum exponent, h_i = i^(-p)
     q: float = 0.0  # preconditioning power, P = H^(-q): 0 SGD, 0.5 Adam-like
@@ -55,6 +56,8 @@ class NQMConfig:
         require(self.max_tokens is None or self.max_tokens > 0, f"max_tokens must be positive, got {self.max_tokens}")
         require(self.target_loss is None or self.target_loss > 0,
                 f"target_loss must be positive, got {self.target_loss}")
+        require(self.race_steps is None or (self.race_steps > 0 and self.target_loss is not None),
+                f"race_steps needs a target_loss and must be positive, got {self.race_steps}")
         require(self.batch_size <= self.token_cap,
                 f"one step ({self.batch_size} samples) exceeds the run's {self.token_cap} samples")
         require(self.evals_per_octave > 0 and self.evals_per_octave & (self.evals_per_octave - 1) == 0,
@@ -83,7 +86,8 @@ class NQMWorkload:
 
     name = "nqm"
     axis_keys: Mapping[str, str] = {"batch_size": "batch_size", "lr": "lr", "tokens": "tokens",
-                                    "seed": "seed", "target_loss": "target_loss", "max_tokens": "max_tokens"}
+                                    "seed": "seed", "target_loss": "target_loss", "max_tokens": "max_tokens",
+                                    "race_steps": "race_steps"}
 
     def build_config(self, spec: Mapping[str, Any]) -> NQMConfig:
         return from_dict(NQMConfig, spec)
@@ -118,6 +122,19 @@ def curve(config: NQMConfig):
     return steps, losses
 
 
+def race_stop(config: NQMConfig, steps, losses, first_bad: int) -> Optional[int]:
+    """The eval index where a raced run stops as outpaced (the first eval at or after
+    ``race_steps`` still above the target, before any divergence), or None."""
+    if config.race_steps is None or config.target_loss is None:
+        return None
+    for k in range(min(first_bad, len(steps))):
+        if losses[k] <= config.target_loss:
+            return None  # crossed first: its interpolated steps to target are below race_steps
+        if steps[k] >= config.race_steps:
+            return k
+    return None
+
+
 def run_nqm(config: NQMConfig, run_dir: Path) -> dict:
     """Compute the run's curve and write its run directory (config, metrics, summary, status)."""
     from scaling.nqm.sweep import DIVERGENCE_FACTOR, divergence_index, run_crossing
@@ -128,13 +145,20 @@ def run_nqm(config: NQMConfig, run_dir: Path) -> dict:
     bad = first_bad < len(losses)
     target = config.target_loss
     reached = run_crossing(steps, losses, target) if target is not None else None
+    outpaced = race_stop(config, steps, losses, first_bad)
+    if outpaced is not None:
+        reached = None
 
-    # metrics stop at the first eval at/below target (stop_at_target) or at divergence
+    # metrics stop at the first eval at/below target (stop_at_target), at divergence or at the race
     end = first_bad
     if reached is not None and config.stop_at_target:
         end = min(end, next(k for k in range(len(steps)) if losses[k] <= target) + 1)
     censored_by = None
-    if reached is None and bad:
+    if outpaced is not None:
+        status, reason, censored_by = "censored", (f"outpaced: above the target at step {int(steps[outpaced])}, "
+                                                   f"past the {config.race_steps:.1f} steps another lr needed"), OUTPACED
+        end = outpaced + 1
+    elif reached is None and bad:
         status, reason = "diverged", f"loss exceeded {DIVERGENCE_FACTOR:g}x its initial value at step {int(steps[first_bad])}"
         end = first_bad + 1
     elif target is None:
