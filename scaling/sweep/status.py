@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from scaling.store import read_json
+from scaling.sweep.protocol import SEARCH
 from scaling.sweep.records import STATES, find_sweeps, read_sweep
 
 DEFAULT_RUNS = "runs"
@@ -25,6 +27,8 @@ class GroupStatus:
     target: object
     batch_sizes: dict  # batch size -> {"done": n, "running": n, "pending": n, "failed": n, ...}
     tokens_spent: float = 0.0
+    search: list = field(default_factory=list)  # adaptive: what unfinished lr searches wait for, and why
+    # batch sizes were not run
 
 
 @dataclass
@@ -72,6 +76,9 @@ def sweep_status(root) -> SweepStatus:
         cell = gs.batch_sizes.setdefault(b, {})
         cell[r.state] = cell.get(r.state, 0) + 1
         gs.tokens_spent += r.tokens_spent
+    for key, lines in search_lines(root).items():
+        if key in groups:
+            groups[key].search = lines
     spent = sum(r.tokens_spent for r in rec.runs)
     finished = {e["run_id"]: e for e in rec.events if e.get("event") == "finish"}
     by_id = {r.run_id: r for r in rec.runs if r.run_id}
@@ -85,6 +92,29 @@ def sweep_status(root) -> SweepStatus:
                        groups=sorted(groups.values(), key=lambda g: (float(g.params or 0), float(g.tokens or 0))),
                        tokens_spent=spent, tokens_remaining=remaining, throughput=throughput,
                        workers=workers, eta_s=eta)
+
+
+def search_lines(root) -> dict:
+    """group -> one line per lr search still going (what it waits for) or batch size not run (why),
+    from an adaptive sweep's search.json; empty for the grid protocol."""
+    try:
+        doc = read_json(os.path.join(root, SEARCH))
+    except (FileNotFoundError, ValueError):
+        return {}
+    out = {}
+    for key, g in doc.get("groups", {}).items():
+        lines = []
+        ref = g.get("reference")
+        if ref and not ref.get("done"):
+            lines.append(f"B_ref: {ref.get('reason')}")
+        for seed, chain in g.get("chase", {}).items():
+            for b, s in chain.items():
+                if s.get("not_run"):
+                    lines.append(f"{b} ({seed}): not run, {s['not_run']}")
+                elif not s.get("done"):
+                    lines.append(f"{b} ({seed}): {s.get('reason')}")
+        out[key] = lines
+    return out
 
 
 def status(runs: "str | os.PathLike" = DEFAULT_RUNS) -> list:
@@ -131,4 +161,5 @@ def render(statuses: list) -> str:
             out.append(f"  {gs.key}: N={gs.params} D={gs.tokens} target {t}; "
                        f"finished B: {' '.join(map(str, complete)) or '-'}; running B: {_batches(gs, 'running')}; "
                        f"pending B: {_batches(gs, 'pending')}; tokens {_fmt_n(gs.tokens_spent)}")
+            out += [f"    search {line}" for line in gs.search]
     return "\n".join(out) if out else "no sweeps found"
