@@ -2,7 +2,9 @@
 
 Per group the lr search (``scaling.sweep.search``) runs at B_ref first (Definition 1 of Zhang et
 al. 2024 needs its best final loss); once L* is known, per seed, a chain of chase searches goes
-outwards from B_ref through the grid's batch sizes, each predicted from its neighbour's winner:
+outwards from B_ref through the grid's batch sizes, each predicted from its neighbour's winner,
+moved along the trend of the chain's last two winners (lr ~ B^k, ``search.trend``; the grid's
+``lr_rule`` until two are known):
 
 - upwards it stops where larger batch sizes are implied censored (a batch size where no lr
   reached L* within the cap and the best final loss was not at the top of the lattice: tokens to
@@ -131,15 +133,17 @@ def _chains(state, cells: GroupCells, seed: int, target: float, start: int, out:
     down = sorted((b for b in chase if b_ref is not None and b < b_ref), reverse=True)
     record: dict = {}
     for batches, upwards in ((up, True), (down, False)):
-        best, prev, history = start, origin, ([], [])
+        best, prev, history, winners = start, origin, ([], []), []
         for k, b in enumerate(batches):
-            s = _chase(state, cells, b, seed, target, search.shifted(best, cells.lrs, prev, b, grid.lr_rule), out)
-            record[f"B={b}"] = _describe(s, cells.lrs)
+            rule = search.trend(winners, cells.lrs, grid.lr_rule)
+            s = _chase(state, cells, b, seed, target, search.shifted(best, cells.lrs, prev, b, rule), out)
+            record[f"B={b}"] = {**_describe(s, cells.lrs), "lr_rule": rule}
             if not s.done:
                 break  # the next batch size's prediction needs this one's winner
             if s.reached:
                 history[0].append(b)
                 history[1].append(s.winner_steps)
+                winners.append((b, s.best))
             best, prev = (s.best if s.best is not None else best), b
             stop = _stop_upwards(s, n, history) if upwards else None
             if stop:

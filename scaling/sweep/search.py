@@ -76,6 +76,19 @@ def shifted(index: int, lrs: Sequence[float], b_from: float, b_to: float, rule: 
     return max(0, min(len(lrs) - 1, moved))
 
 
+TREND_RANGE = (0.0, 1.0)  # lr ~ B^k between constant (Adam at large B) and linear scaling (SGD)
+
+
+def trend(winners: Sequence[tuple], lrs: Sequence[float], default: float) -> float:
+    """The exponent k of lr ~ B^k through the last two (batch size, winning index) of a chain,
+    clipped to TREND_RANGE; ``default`` until two winners are known."""
+    if len(winners) < 2:
+        return default
+    (b0, i0), (b1, i1) = winners[-2], winners[-1]
+    k = (math.log(lrs[i1]) - math.log(lrs[i0])) / (math.log(b1) - math.log(b0))
+    return min(max(k, TREND_RANGE[0]), TREND_RANGE[1])
+
+
 def _neighbours(best: int, n: int, tried) -> list:
     return [j for j in (best - 1, best + 1) if 0 <= j < n and j not in tried]
 
