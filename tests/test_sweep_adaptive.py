@@ -166,3 +166,16 @@ def test_sigkill_and_two_workers_give_the_same_runs(tmp_path):
     a = sorted(steps_rows(out), key=key)
     b = sorted(steps_rows(ref), key=key)
     assert [(r["run_id"], r["status"], r["steps"]) for r in a] == [(r["run_id"], r["status"], r["steps"]) for r in b]
+
+
+def test_refine_adds_midpoints_around_the_cbs(tmp_path):
+    """refine: 1 adds the geometric midpoint (on multiples of B/2) of the interval that brackets
+    the CBS estimate of each group's measured S(B), searched like any chase batch size."""
+    grid = write_grid(tmp_path / "g.yaml", protocol="adaptive", refine=1, tokens=[1024])
+    run_sweep(grid, out=tmp_path / "o", **FAST)
+    chain = json.loads((tmp_path / "o" / "search.json").read_text())["groups"]["dim32@D1024"]["chase"]["seed 0"]
+    refined = {b: s for b, s in chain.items() if "refine" in s}
+    assert list(refined) == ["B=6"] and refined["B=6"]["done"]  # the CBS (~7) lies in [4, 8]
+    best = _best_steps(steps_rows(tmp_path / "o"))
+    s = {b: v for (_, _, b), v in best.items()}
+    assert s[4] > s[6] > s[8]  # S(B) falls through the new point

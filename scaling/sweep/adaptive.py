@@ -24,8 +24,9 @@ from typing import Optional
 
 from scaling import rundir
 from scaling.summary import OUTPACED
+from scaling.analysis.definitions import cbs_from_curve
 from scaling.sweep import search
-from scaling.sweep.plan import CHASE, REFERENCE
+from scaling.sweep.plan import CHASE, REFERENCE, midpoint, refine_candidates
 
 USABLE = ("done", "censored")  # finished their budget or cap: their final loss counts
 
@@ -79,6 +80,8 @@ class GroupCells:
         self.phase = {s.batch_size: s.phase for _, s in specs}
         self.batches = sorted(self.phase)
         self.seeds = sorted({s.seed for _, s in specs})
+        self.refine = set(refine_candidates(plan.grid.batch_sizes)) - set(plan.grid.batch_sizes) \
+            if plan.grid.refine else set()  # midpoints a finished search may add (``refine``)
 
 
 def wanted_runs(state, targets: dict) -> Wanted:
@@ -127,11 +130,13 @@ def _chains(state, cells: GroupCells, seed: int, target: float, start: int, out:
     when the target is explicit); returns the record of each batch size."""
     grid, n = state.plan.grid, len(cells.lrs)
     b_ref = grid.reference_batch if REFERENCE in cells.phase.values() else None
-    chase = [b for b in cells.batches if cells.phase[b] == CHASE]
+    chase = [b for b in cells.batches if cells.phase[b] == CHASE and b not in cells.refine]
     origin = b_ref if b_ref is not None else chase[0]
     up = [b for b in chase if b > origin or (b_ref is None and b == origin)]
     down = sorted((b for b in chase if b_ref is not None and b < b_ref), reverse=True)
     record: dict = {}
+    measured: dict = {}  # batch size -> (S(B), winning index) of the finished searches
+    finished = True
     for batches, upwards in ((up, True), (down, False)):
         best, prev, history, winners = start, origin, ([], []), []
         for k, b in enumerate(batches):
@@ -139,18 +144,58 @@ def _chains(state, cells: GroupCells, seed: int, target: float, start: int, out:
             s = _chase(state, cells, b, seed, target, search.shifted(best, cells.lrs, prev, b, rule), out)
             record[f"B={b}"] = {**_describe(s, cells.lrs), "lr_rule": rule}
             if not s.done:
+                finished = False
                 break  # the next batch size's prediction needs this one's winner
             if s.reached:
                 history[0].append(b)
                 history[1].append(s.winner_steps)
                 winners.append((b, s.best))
+                measured[b] = (s.winner_steps, s.best)
             best, prev = (s.best if s.best is not None else best), b
             stop = _stop_upwards(s, n, history) if upwards else None
             if stop:
                 for later in batches[k + 1:]:
                     record[f"B={later}"] = {"done": True, "not_run": stop}
                 break
+    if finished and cells.refine:
+        if b_ref is not None:
+            measured[b_ref] = (reference_steps(state, cells, b_ref, seed, target), start)
+        _refine(state, cells, seed, target, measured, out, record)
     return record
+
+
+def reference_steps(state, cells: GroupCells, b_ref: int, seed: int, target: float) -> Optional[float]:
+    """S(B_ref) of one seed: the fewest steps to L* on the reference runs' own curves."""
+    from scaling.sweep import export  # export reads sweeps (records -> protocol -> this module)
+
+    found = []
+    for i in range(len(cells.lrs)):
+        if (b_ref, i, seed) not in cells.index:
+            continue
+        run = state.run_for(cells.index[(b_ref, i, seed)], None)
+        summary = rundir.read_summary(run.run_dir)
+        if summary is not None and summary.get("status") in USABLE:
+            s = export.reference_steps(run.run_dir, summary, target)
+            if s is not None:
+                found.append(s)
+    return min(found) if found else None
+
+
+def _refine(state, cells: GroupCells, seed: int, target: float, measured: dict, out: Wanted, record: dict) -> None:
+    """Searches at the midpoints (``plan.midpoint``) of the ``refine`` intervals nearest the CBS
+    estimate of the measured S(B) (Definition 1 on the curve, from its smallest batch size)."""
+    bs = sorted(b for b, (s, _) in measured.items() if s is not None)
+    if len(bs) < 3:
+        return
+    est = cbs_from_curve(bs, [measured[b][0] for b in bs], bs[0])
+    k = bs.index(est.lower) if est.lower in bs else len(bs) - 1
+    order = sorted(range(len(bs) - 1), key=lambda i: (abs(i - k), i))  # the bracket first, then outwards
+    for i in order[:state.plan.grid.refine]:
+        m = midpoint(bs[i], bs[i + 1])
+        if m is None or m not in cells.refine:
+            continue
+        s = _chase(state, cells, m, seed, target, measured[bs[i]][1], out)
+        record[f"B={m}"] = {**_describe(s, cells.lrs), "refine": f"CBS estimate {est.cbs:.4g} in [{est.lower:g}, {est.upper:g}]"}
 
 
 def _stop_upwards(s: search.Search, n: int, history: tuple) -> Optional[str]:

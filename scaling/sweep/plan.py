@@ -138,7 +138,8 @@ def expand(grid: Grid, workload) -> Plan:
             if any(g.key == key for g in groups):
                 continue
             groups.append(PlanGroup(key=key, model=m.name, params=params, tokens=tokens, explicit_target=explicit))
-            batches = sorted(set(grid.batch_sizes) | ({grid.reference_batch} if explicit is None else set()))
+            batches = sorted(set(grid.batch_sizes) | ({grid.reference_batch} if explicit is None else set())
+                             | (set(refine_candidates(grid.batch_sizes)) if grid.refine else set()))
             cap = int(round(grid.max_tokens_factor * tokens))
             for b in batches:
                 phase = REFERENCE if explicit is None and b == grid.reference_batch else CHASE
@@ -156,6 +157,20 @@ def expand(grid: Grid, workload) -> Plan:
     if not runs:
         raise ScalingError(f"{grid.source}: the grid expands to no runs")
     return Plan(grid=grid, groups=tuple(groups), runs=tuple(runs))
+
+
+def midpoint(lo: int, hi: int) -> Optional[int]:
+    """The geometric midpoint of two batch sizes, on multiples of lo/2 (so the batch stays
+    divisible like its neighbours: 1.5 x lo between doublings); None when none lies between."""
+    q = max(1, lo // 2)
+    m = int(round((lo * hi) ** 0.5 / q)) * q
+    return m if lo < m < hi else None
+
+
+def refine_candidates(batch_sizes) -> list:
+    """Batch sizes ``refine`` may add (adaptive protocol): the midpoints of adjacent listed ones."""
+    bs = sorted(set(batch_sizes))
+    return [m for m in (midpoint(a, b) for a, b in zip(bs, bs[1:])) if m is not None]
 
 
 def token_cost(plan: Plan) -> dict:
