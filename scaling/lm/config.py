@@ -42,6 +42,9 @@ class ModelConfig:
     init_std: float = 0.02
     dtype: Literal["float32", "bfloat16"] = "float32"  # compute dtype; params stay fp32
     attention: Literal["auto", "xla", "cudnn"] = "auto"
+    # cross-entropy over this many sequence positions at a time, never the whole [B, L, V] logits
+    # (scaling.lm.loss.chunked_cross_entropy); None: the whole logits at once
+    loss_chunk: Optional[int] = None
 
     def __post_init__(self):
         require(self.d_model > 0, f"model.d_model must be positive, got {self.d_model}")
@@ -56,6 +59,8 @@ class ModelConfig:
                 f"model.vocab_size must be > 1, got {self.vocab_size}")
         require(self.mlp_ratio > 0, f"model.mlp_ratio must be positive, got {self.mlp_ratio}")
         require(self.init_std > 0, f"model.init_std must be positive, got {self.init_std}")
+        require(self.loss_chunk is None or self.loss_chunk > 0,
+                f"model.loss_chunk must be a positive number of sequence positions, got {self.loss_chunk}")
 
     @property
     def non_embedding_params(self) -> int:

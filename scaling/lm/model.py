@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from scaling.lm.config import ModelConfig
+from scaling.lm.loss import logits
 
 ROPE_THETA = 10_000.0  # rotary base frequency (Su et al. 2021)
 NORM_EPS = 1e-6
@@ -125,13 +126,19 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """tokens [B, L] (int) -> logits [B, L, V] (float32). ``vocab_size`` is the padded V."""
+    """tokens [B, L] (int) -> logits [B, L, V] (float32). ``vocab_size`` is the padded V.
+
+    ``hidden`` stops before the unembedding: (final hidden states [B, L, D] in the compute
+    dtype, unembedding [D, V] float32), for a loss that never holds the whole logits
+    (``scaling.lm.loss.chunked_cross_entropy``):
+    ``model.apply({"params": p}, tokens, method=Transformer.hidden)``.
+    """
 
     config: ModelConfig
     vocab_size: int
 
     @nn.compact
-    def __call__(self, tokens_BxL: jax.Array) -> jax.Array:
+    def hidden(self, tokens_BxL: jax.Array) -> tuple[jax.Array, jax.Array]:
         c = self.config
         dtype = compute_dtype(c)
         embed_VxD = self.param("embed", nn.initializers.normal(c.init_std), (self.vocab_size, c.d_model),
@@ -142,8 +149,10 @@ class Transformer(nn.Module):
         x_BxLxD = _norm("final_norm", dtype)(x_BxLxD)
         unembed_DxV = self.param("unembed", nn.initializers.normal(c.init_std), (c.d_model, self.vocab_size),
                                  jnp.float32)
-        logits_BxLxV = jnp.einsum("bld,dv->blv", x_BxLxD, unembed_DxV.astype(dtype))
-        return logits_BxLxV.astype(jnp.float32)
+        return x_BxLxD, unembed_DxV
+
+    def __call__(self, tokens_BxL: jax.Array) -> jax.Array:
+        return logits(*self.hidden(tokens_BxL))
 
 
 def build(config: ModelConfig, tokenizer_vocab: int) -> Transformer:
