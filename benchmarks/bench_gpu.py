@@ -2,7 +2,7 @@
 
 For the paper's 85M model (d_model 768, 12 layers, 12 heads, seq_len 512, vocab 50304; bf16
 compute, fp32 parameters and optimizer state; Zhang et al. 2024, Sec. 3) this times the step
-every run uses -- ``scaling.lm.train.compiled(...).step`` (AdamW, EWA, donated state), compiled
+every run uses -- ``scaling.lm.step.compiled(...).step`` (AdamW, EWA, donated state), compiled
 ahead of time with ``.lower(...).compile()`` so that compile time, XLA's memory analysis and
 the step time are separate -- on random token batches, for each batch size in a list:
 
@@ -14,7 +14,10 @@ the step time are separate -- on random token batches, for each batch size in a 
 - memory: XLA's per-program analysis of the compiled step and the device allocator's
   ``peak_bytes_in_use`` (cumulative over the process: batches run in ascending order);
 - out of memory (RESOURCE_EXHAUSTED) is caught per batch and recorded; the batch is then retried
-  with gradient accumulation (microbatch halved until it fits), recorded as needing microbatches.
+  with gradient accumulation (microbatch halved until it fits), recorded as needing microbatches;
+- ``whole_logits_in_step``: whether the step's StableHLO holds a [microbatch, seq_len, V] array,
+  the whole logits, which ``--loss-chunk`` (``model.loss_chunk``, ``scaling.lm.loss``) avoids
+  once the step's loss uses it.
 
 Then the largest batch that runs without accumulation: doubling from the largest one known to
 fit until one runs out of memory (or ``--search-max``), then bisection to ``--search-granularity``.
@@ -23,6 +26,7 @@ is recorded (``complete`` false). The JSON is rewritten (atomically) after every
 run killed at a device time limit still leaves its finished rows.
 
     python3 benchmarks/bench_gpu.py     # on a GPU: 85M, batches 64 256 1024, then the search (< 8 min)
+    bash benchmarks/gpu_bench.sh OUTDIR  # the whole GPU programme of issue #19, this script included
     python3 benchmarks/bench_gpu.py --attention xla --batches 256 --no-search \
         --out benchmarks/results/gpu_mfu_<device>_xla_attention.json   # XLA attention, for comparison
     python benchmarks/bench_gpu.py --quick --out /tmp/x.json   # CPU smoke test of the same path (< 60 s)
@@ -45,7 +49,6 @@ import platform
 import re
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -63,10 +66,11 @@ import numpy as np  # noqa: E402
 from scaling.lm import mesh as parallel, optim  # noqa: E402
 from scaling.lm.config import TrainConfig  # noqa: E402
 from scaling.errors import ScalingError  # noqa: E402
-from scaling.machine import cpu_model, load_average  # noqa: E402
+from scaling.machine import cpu_model, git_state, load_average, package_versions, run_command  # noqa: E402
 from scaling.lm.model import build, flops_per_token  # noqa: E402
 from scaling.store import atomic_write_json  # noqa: E402
-from scaling.lm.train import compiled, enable_compilation_cache  # noqa: E402
+from scaling.lm.compile_cache import enable as enable_compile_cache  # noqa: E402
+from scaling.lm.step import compiled, step_shape  # noqa: E402
 
 RESULTS_DIR = REPO / "benchmarks" / "results"
 GPU_PLATFORMS = ("gpu", "cuda", "rocm")
@@ -115,13 +119,14 @@ class Model:
     vocab: int  # the tokenizer's vocabulary; the model pads it as the trainer does
     dtype: str = "bfloat16"
     attention: str = "xla"
+    loss_chunk: Optional[int] = None  # model.loss_chunk: cross-entropy in chunks of this many positions
 
 
 def train_config(m: Model, batch: int, micro: int) -> TrainConfig:
     """The TrainConfig of one timed step (the optimizer hparams are the trainer's defaults)."""
     return TrainConfig.from_dict({
         "model": {"d_model": m.d_model, "n_layers": m.n_layers, "n_heads": m.n_heads, "seq_len": m.seq_len,
-                  "dtype": m.dtype, "attention": m.attention},
+                  "dtype": m.dtype, "attention": m.attention, "loss_chunk": m.loss_chunk},
         "data": {"tokens": 1000 * batch * m.seq_len}, "batch_size": batch, "microbatch_size": micro,
         "ewa": {"decays": [0.999] * N_EWA}})
 
@@ -196,6 +201,12 @@ def memory_analysis(exe) -> dict:
     return out
 
 
+def holds_whole_logits(lowered, rows: int, seq_len: int, vocab: int) -> bool:
+    """Whether the step's StableHLO (before XLA's optimisations) has a [rows, seq_len, vocab]
+    array: the whole logits of a microbatch, which ``model.loss_chunk`` exists to avoid."""
+    return re.search(rf"tensor<{rows}x{seq_len}x{vocab}x(f32|bf16)>", lowered.as_text()) is not None
+
+
 def device_memory() -> dict:
     """The allocator's counters of device 0, or a reason why there are none."""
     stats = jax.devices()[0].memory_stats()
@@ -227,6 +238,7 @@ class Setup:
     exe: object  # the AOT-compiled trainer step
     compile_s: float
     compile_reused: bool
+    whole_logits: bool  # the step holds a [microbatch, seq_len, V] logits array
     state: object
     tokens: object
     hp: dict
@@ -238,8 +250,7 @@ def setup(m: Model, batch: int, micro: int) -> Setup:
     mesh = parallel.data_mesh()
     config = train_config(m, batch, micro)
     model = build(config.model, m.vocab)
-    fns = compiled(model, batch_size=batch, microbatch_size=micro, seq_len=m.seq_len, n_ewa=N_EWA,
-                   schedule="constant", gns=False, mesh=mesh)
+    fns = compiled(model, step_shape(config, micro), mesh)
     state = fns.init(np.int32(0))
     hp = parallel.put_replicated(optim.hparams(config), mesh)
     rows = np.random.default_rng(batch).integers(0, m.vocab, size=(batch, m.seq_len + 1), dtype=np.int32)
@@ -248,10 +259,12 @@ def setup(m: Model, batch: int, micro: int) -> Setup:
     reused = key in _EXECUTABLES
     if not reused:
         t = time.perf_counter()
-        exe = fns.step.lower(state, tokens, hp).compile()
-        _EXECUTABLES[key] = (exe, time.perf_counter() - t)
-    exe, compile_s = _EXECUTABLES[key]
-    return Setup(config, model.vocab_size, exe, compile_s, reused, state, tokens, hp)
+        lowered = fns.step.lower(state, tokens, hp)
+        exe = lowered.compile()
+        _EXECUTABLES[key] = (exe, time.perf_counter() - t,
+                             holds_whole_logits(lowered, micro, m.seq_len, model.vocab_size))
+    exe, compile_s, whole = _EXECUTABLES[key]
+    return Setup(config, model.vocab_size, exe, compile_s, reused, whole, state, tokens, hp)
 
 
 def program_memory(m: Model, batch: int, micro: int) -> dict:
@@ -288,7 +301,7 @@ def attempt(m: Model, batch: int, micro: int, *, timed: bool, window_s: float, r
         first = (time.perf_counter() - t) / (WARMUP_STEPS if timed else PROBE_STEPS)
         out = {"batch_size": batch, "microbatch_size": micro, "n_micro": batch // micro,
                "needed_microbatching": micro < batch, "compile_s": s.compile_s, "compile_reused": s.compile_reused,
-               "memory_analysis": mem}
+               "whole_logits_in_step": s.whole_logits, "memory_analysis": mem}
         if timed:
             med, k, per = windows(call, block, window_s=window_s, repeats=repeats, first_s=first)
             out.update(step_s=med, steps_per_window=k, window_step_s=per, windows=repeats)
@@ -412,27 +425,6 @@ def largest_batch(m: Model, *, known_ok: list, known_oom: list, start: int, max_
 
 
 # --- the machine --------------------------------------------------------------------------------
-def _run(cmd: list) -> Optional[str]:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def package_versions() -> dict:
-    """jax/jaxlib/flax/optax/numpy plus every installed jax plugin and NVIDIA library wheel."""
-    from importlib import metadata
-    wanted = {"jax", "jaxlib", "flax", "optax", "numpy", "scipy"}
-    out = {}
-    for dist in metadata.distributions():
-        name = (dist.metadata["Name"] or "").lower()
-        if name in wanted or name.startswith(("jax-cuda", "jax_cuda", "jax-rocm", "nvidia-cudnn", "nvidia-cublas",
-                                              "nvidia-cuda-runtime", "nvidia-cuda-nvcc", "nvidia-nccl")):
-            out[name] = dist.version
-    return dict(sorted(out.items()))
-
-
 def cuda_versions() -> dict:
     """CUDA / cuDNN / cuBLAS versions as jaxlib's CUDA plugin reports them (empty without one)."""
     try:
@@ -452,15 +444,9 @@ def cuda_versions() -> dict:
     return out
 
 
-def git_state() -> dict:
-    commit = _run(["git", "-C", str(REPO), "rev-parse", "HEAD"])
-    dirty = _run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"])
-    return {"commit": commit, "dirty": bool(dirty) if commit else None}
-
-
 def machine() -> dict:
     dev = jax.devices()[0]
-    smi = _run(["nvidia-smi", "--query-gpu=driver_version,name,memory.total", "--format=csv,noheader"])
+    smi = run_command(["nvidia-smi", "--query-gpu=driver_version,name,memory.total", "--format=csv,noheader"])
     try:
         platform_version = dev.client.platform_version
     except Exception:  # noqa: BLE001
@@ -473,7 +459,7 @@ def machine() -> dict:
         "nvidia_smi": smi, "driver_version": smi.split(",")[0].strip() if smi else None,
         "packages": package_versions(), "cuda": cuda_versions(),
         "cpu": cpu_model(), "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version(),
-        "load_average_at_start": load_average(), "env": env, "git": git_state(),
+        "load_average_at_start": load_average(), "env": env, "git": git_state(REPO),
     }
 
 
@@ -502,6 +488,9 @@ def parse(argv) -> argparse.Namespace:
     ap.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16", help="compute dtype")
     ap.add_argument("--attention", choices=("auto", "xla", "cudnn"),
                     help="jax.nn.dot_product_attention implementation (default: cudnn on GPU, else xla)")
+    ap.add_argument("--loss-chunk", type=int,
+                    help="model.loss_chunk: cross-entropy over this many sequence positions at a time "
+                         "(scaling.lm.loss); default: the whole logits")
     ap.add_argument("--matmul-n", help="comma-separated square bf16 matmul sizes for the peak (default 8192,16384)")
     ap.add_argument("--window-s", type=float, help="seconds per timed window")
     ap.add_argument("--repeats", type=int, help="timed windows per batch (median reported)")
@@ -542,7 +531,7 @@ def resolve(args) -> dict:
                   n_heads=pick(args.n_heads, base["n_heads"], base["n_heads"]),
                   seq_len=pick(args.seq_len, base["seq_len"], base["seq_len"]),
                   vocab=pick(args.vocab, base["vocab"], base["vocab"]), dtype=args.dtype,
-                  attention=args.attention or ("cudnn" if on_gpu else "xla"))
+                  attention=args.attention or ("cudnn" if on_gpu else "xla"), loss_chunk=args.loss_chunk)
     train_config(model, 1, 1)  # validates the model (ScalingError on a bad size)
     batches = _ints(args.batches, QUICK_BATCHES if args.quick else DEFAULT_BATCHES, "--batches")
     settings = {
@@ -612,7 +601,7 @@ def main(argv=None) -> int:
     except ScalingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    enable_compilation_cache()
+    enable_compile_cache()
     clock = Clock(settings["time_budget_s"])
     m: Model = settings["model"]
     n_dev = jax.device_count()
@@ -624,7 +613,7 @@ def main(argv=None) -> int:
         "machine": machine(), "quick": args.quick,
         "model": asdict(m), "non_embedding_params": 12 * m.n_layers * m.d_model ** 2,
         "precision": f"{m.dtype} compute, float32 params / AdamW state / EWA ({N_EWA} decay), float32 logits and loss",
-        "step": "scaling.lm.train.compiled(...).step (AdamW, EWA, donated state, gns off, constant schedule), "
+        "step": "scaling.lm.step.compiled(...).step (AdamW, EWA, donated state, gns off, constant schedule), "
                 "AOT-compiled via .lower().compile()",
         "settings": {k: v for k, v in settings.items() if k != "model"},
         "mfu_definition": "flops_per_token * tokens/s / (bf16 square-matmul peak measured in this process * devices); "
