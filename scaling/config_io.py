@@ -24,8 +24,27 @@ from scaling.errors import ScalingError
 T = TypeVar("T")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping with the same key twice (PyYAML keeps the last
+    one silently, so a second ``lr:`` would overrule the first without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: SafeLoader reports it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | os.PathLike) -> Any:
-    """Parse a YAML (or JSON) file; missing or malformed files raise ``ScalingError``."""
+    """Parse a YAML (or JSON) file safely (no Python objects, no repeated keys); missing or
+    malformed files raise ``ScalingError``."""
     path = Path(path)
     if not path.exists():
         raise ScalingError(f"{path}: no such file")
@@ -33,7 +52,7 @@ def load_yaml(path: str | os.PathLike) -> Any:
         raise ScalingError(f"{path}: is a directory, expected a YAML file")
     try:
         with open(path, "r", encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -226,18 +245,25 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+# Field metadata of a setting that does not change what a run computes (where its metrics are
+# reported): left out of the run id, so changing it keeps a recorded run's identity.
+NOT_IDENTITY = types.MappingProxyType({"identity": False})
+
+
 def identity_dict(obj: Any) -> Any:
     """The fields of a (frozen) dataclass that differ from their defaults, nested; for run ids.
 
     A run's identity must not change when a later version adds a field with a default (the
     default reproduces the old behaviour), so ids hash only what was set away from a default
     (the Marin executor hashes the explicit config for the same reason). Fields without a
-    default are always kept.
+    default are always kept; fields marked ``NOT_IDENTITY`` never.
     """
     if not (dataclasses.is_dataclass(obj) and not isinstance(obj, type)):
         return to_dict(obj)
     out = {}
     for f in dataclasses.fields(obj):
+        if f.metadata.get("identity") is False:
+            continue  # how a run is observed, not what it is (NOT_IDENTITY)
         value = getattr(obj, f.name)
         if f.default is not dataclasses.MISSING:
             default = f.default

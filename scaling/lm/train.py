@@ -21,7 +21,8 @@ import jax
 import numpy as np
 
 from scaling import rundir
-from scaling.errors import ScalingError
+from scaling.errors import ScalingError, storage_error
+from scaling.identity import run_id
 from scaling.lm import mesh as parallel
 from scaling.lm import optim
 from scaling.lm.checkpoint import RunCheckpoints
@@ -30,9 +31,10 @@ from scaling.lm.config import TrainConfig
 from scaling.lm.evaluation import chunk_validation, eval_steps
 from scaling.lm.loop import Loop, Progress, Schedule
 from scaling.lm.model import build, count_params, flops_per_token
-from scaling.lm.record import RunRecord
+from scaling.lm.record import WORKLOAD, RunRecord
 from scaling.lm.step import compiled, init_state, step_shape
 from scaling.store import truncate_jsonl
+from scaling.trackers import open_tracker
 
 GNS_SPLIT_INDIVISIBLE = ("gns without microbatches splits the batch into gns_split equal parts (McCandlish "
                          "et al. 2018, App. A: a second, smaller batch size); batch_size must be divisible "
@@ -95,6 +97,11 @@ def run_info(config: TrainConfig, dataset, *, vocab: int, n_dev: int, micro: int
             "non_embedding_params_counted": counts["non_embedding"],
             "flops_per_token": flops_per_token(config.model, vocab, config.seq_len),
             "eval_sequences": eval_sequences, "data": dataset.meta, "gns_method": gns_method(config, micro)}
+
+
+def run_tracker(config: TrainConfig, run_dir: Path):
+    """metrics.jsonl, plus the backend ``config.tracker`` names (``scaling.trackers``)."""
+    return open_tracker(config.tracker, run_dir, run_id=run_id(WORKLOAD, config), config=config.resolved())
 
 
 def stack(trees: list):
@@ -163,7 +170,9 @@ def setup(configs: list, run_dirs: list, *, vmapped: bool) -> Session:
     info = run_info(first, dataset, vocab=model.vocab_size, n_dev=n_dev, micro=micro, counts=counts,
                     eval_sequences=int(val.shape[0]))
     writer = parallel.is_writer()
-    return Session(configs=list(configs), records=[RunRecord(c, d, writer=writer) for c, d in zip(configs, run_dirs)],
+    records = [RunRecord(c, d, writer=writer, tracker=run_tracker(c, d) if writer else None)
+               for c, d in zip(configs, run_dirs)]
+    return Session(configs=list(configs), records=records,
                    vmapped=vmapped, fns=fns, hp=hp,
                    val=(jax.device_put(chunks, val_sharding), jax.device_put(weights, val_sharding)),
                    loaders=loaders, batch_sharding=batch_sharding, info=info, writer=writer)
@@ -173,12 +182,16 @@ def train(config: TrainConfig, run_dir: Path, *, progress: bool = False) -> dict
     """Train one run into ``run_dir`` (resuming from its checkpoint); return the summary.
 
     A finished run (its ``status`` marker exists) is not retrained: the stored summary is
-    returned. Bad input raises ``ScalingError`` before anything is written.
+    returned; a failed one is trained again from its checkpoint. A directory holding another
+    config's run is refused. Bad input raises ``ScalingError`` before anything is written.
     """
     run_dir = Path(run_dir)
+    rundir.check_same_run(run_dir, run_id(WORKLOAD, config))
     done = rundir.read_summary(run_dir)
-    if done is not None:
+    if done is not None and done.get("status") not in rundir.RETRIED:
         return done
+    if done is not None:
+        rundir.clear_status(run_dir)  # a failed run: retried
     return train_runs([config], [run_dir], vmapped=False, progress=progress)[0]
 
 
@@ -225,11 +238,14 @@ def train_runs(configs: list, run_dirs: list, *, vmapped: bool, race: bool = Fal
     except BaseException as e:
         for r in records:
             r.flush()
-        if not isinstance(e, (KeyboardInterrupt, ScalingError, SystemExit)):
+        if not isinstance(e, (KeyboardInterrupt, ScalingError, SystemExit)) and storage_error(e) is None:
             for r in records:
                 if r.active:
                     r.stop("failed", f"{type(e).__name__}: {e}")
                     finish(r, paused)
+        for r in records:
+            if r.summary is None:
+                r.tracker.finish(None)  # interrupted: resumes from its checkpoint
         raise
     finally:
         if bar is not None:
