@@ -162,3 +162,20 @@ def test_config_field_defaults_to_the_plain_loss_and_is_checked():
     assert ModelConfig().loss_chunk is None
     with pytest.raises(ScalingError, match="model.loss_chunk"):
         ModelConfig(loss_chunk=0)
+
+
+def test_a_run_with_loss_chunk_trains_like_the_plain_loss(tmp_path):
+    """The trainer's step (scaling.lm.step.loss_fn) uses the chunked loss when model.loss_chunk is
+    set (7 does not divide seq_len 32): the records match a plain run up to float rounding."""
+    from scaling import rundir
+    from scaling.lm.config import TrainConfig
+    from scaling.lm.train import train
+    from train_helpers import tiny_spec
+
+    plain = train(TrainConfig.from_dict(tiny_spec(steps=30)), tmp_path / "plain")
+    chunked = train(TrainConfig.from_dict(tiny_spec(steps=30, **{"model.loss_chunk": 7})), tmp_path / "chunked")
+    assert chunked["final_eval_loss"] == pytest.approx(plain["final_eval_loss"], rel=1e-4)
+    a, b = rundir.read_metrics(tmp_path / "plain"), rundir.read_metrics(tmp_path / "chunked")
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    np.testing.assert_allclose([r["train_loss"] for r in a if "train_loss" in r],
+                               [r["train_loss"] for r in b if "train_loss" in r], rtol=1e-4)

@@ -34,6 +34,7 @@ from scaling.lm import mesh as parallel
 from scaling.lm import optim
 from scaling.lm.config import TrainConfig
 from scaling.lm.evaluation import make_eval
+from scaling.lm.loss import chunked_cross_entropy
 from scaling.lm.model import Transformer, init_params
 
 
@@ -84,9 +85,14 @@ _INIT: dict[tuple, Any] = {}  # init depends on the model, n_ewa, the mesh and v
 
 # --- the pure step ----------------------------------------------------------------------------
 def loss_fn(model: Transformer, params: Any, batch_BxL1: jax.Array) -> jax.Array:
-    """Mean next-token cross-entropy (nats) of windows [B, L+1]."""
-    logits_BxLxV = model.apply({"params": params}, batch_BxL1[:, :-1])
-    return optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, batch_BxL1[:, 1:]).mean()
+    """Mean next-token cross-entropy (nats) of windows [B, L+1]; with ``model.loss_chunk`` the
+    logits are never whole (``scaling.lm.loss.chunked_cross_entropy``)."""
+    inputs_BxL, targets_BxL = batch_BxL1[:, :-1], batch_BxL1[:, 1:]
+    if model.config.loss_chunk is None:
+        logits_BxLxV = model.apply({"params": params}, inputs_BxL)
+        return optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, targets_BxL).mean()
+    hidden_BxLxD, unembed_DxV = model.apply({"params": params}, inputs_BxL, method=Transformer.hidden)
+    return chunked_cross_entropy(hidden_BxLxD, unembed_DxV, targets_BxL, model.config.loss_chunk)
 
 
 def gradients(model, params, batch_BxL1, *, n_micro: int, gns: bool, micro_sharding=None):
