@@ -6,7 +6,11 @@ package (docs/design.md, "Interfaces"). Command modules import heavy libraries (
 ``run`` so that ``scaling --help`` and argument errors stay fast.
 
 Errors: a ``ScalingError`` anywhere prints ``scaling <cmd>: error: <one line>`` on stderr and
-exits with status 2; argument errors do the same. No traceback reaches the user for bad input.
+exits with status 2; argument errors do the same, and so does an output the system refuses (an
+``OSError``: a read-only file system, a file where a directory should be, a full disk; worded by
+``scaling.errors.os_error_line``). No traceback reaches the user for bad input. A damaged line
+of an append-only record (``RecordWarning``) prints one ``warning:`` line. Ctrl-C prints one
+``interrupted`` line and exits 130 (``scaling.interrupts``).
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import Sequence
 
-from scaling import __version__
-from scaling.errors import EXIT_BAD_INPUT, ScalingError
+from scaling import __version__, interrupts
+from scaling.errors import EXIT_BAD_INPUT, RecordWarning, ScalingError, os_error_line, storage_error
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 # name -> module under scaling.commands (dispatch table, in the order shown by --help)
 COMMANDS = {
@@ -64,12 +71,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_printer(command: str):
+    """``warnings.showwarning`` that prints a ``RecordWarning`` as one line, others as usual."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, RecordWarning):
+            print(f"scaling {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
+    interrupts.install()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", RecordWarning)
+        warnings.showwarning = _warning_printer(args.command)
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         return int(args._run(args) or 0)
     except ScalingError as e:
@@ -77,9 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"scaling {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except Exception as e:  # noqa: BLE001 - an output the system refuses is one line, not a traceback
+        os_error = e if isinstance(e, OSError) else storage_error(e)
+        if os_error is None:
+            raise
+        print(f"scaling {args.command}: error: {os_error_line(os_error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from scaling import __version__
+from scaling.errors import ScalingError
 from scaling.summary import RunSummary
 from scaling.store import append_jsonl, atomic_write_json, atomic_write_text, read_json, read_jsonl
 
@@ -28,6 +29,7 @@ STATUS = "status"
 # done: finished its budget (or stopped at the target); censored: hit the token cap before the
 # target; diverged: NaN/inf loss; failed: crashed (OOM, error) -- reason in summary.json.
 STATUSES = ("done", "censored", "diverged", "failed")
+RETRIED = ("failed",)  # finished statuses that running the same run again retries (diverged is deterministic)
 
 
 def write_config(run_dir: Path, resolved: dict, *, workload: str, run_id: str) -> None:
@@ -83,6 +85,28 @@ def read_config(run_dir: Path) -> Optional[dict]:
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS
     return read_jsonl(path) if path.exists() else []
+
+
+def recorded_run_id(run_dir: Path) -> Optional[str]:
+    """The run id the directory's records name (summary.json, else config.json), or None."""
+    for name in (SUMMARY, CONFIG):
+        try:
+            rid = read_json(Path(run_dir) / name).get("run_id")
+        except (FileNotFoundError, NotADirectoryError, ValueError, AttributeError):
+            continue
+        if rid:
+            return str(rid)
+    return None
+
+
+def check_same_run(run_dir: Path, run_id: str) -> None:
+    """``ScalingError`` when ``run_dir`` holds the records of a run other than ``run_id``
+    (finished or not): a directory holds one run, whose id its name or config.json gives."""
+    other = recorded_run_id(run_dir)
+    if other is not None and other != run_id:
+        state = read_status(run_dir)
+        raise ScalingError(f"{run_dir}: holds {'a ' + state if state else 'an unfinished'} run of another config "
+                           f"(run id {other}; this config's is {run_id}); give another --out")
 
 
 def clear_status(run_dir: Path) -> None:

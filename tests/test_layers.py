@@ -23,7 +23,8 @@ PACKAGE = ROOT / "scaling"
 TRAINER = "lm"
 JAX_FAMILY = ("jax", "jaxlib", "flax", "optax", "orbax")
 LAYERS = (
-    ("", "errors", "store", "machine", "config_io", "target", "noise_scale", "rundir", "identity", "summary"),
+    ("", "errors", "interrupts", "store", "machine", "config_io", "target", "noise_scale", "rundir", "identity",
+     "summary"),
     ("data", "analysis"),
     (TRAINER, "nqm"),
     ("workloads",),

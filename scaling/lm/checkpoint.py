@@ -4,7 +4,9 @@
 Orbax writes each checkpoint into a temporary directory and renames it when complete, so a
 run killed mid-save (even by SIGKILL) resumes from the previous complete checkpoint. Only the
 latest ``KEEP`` checkpoints are kept. Saving is synchronous: a checkpoint on disk always
-matches the metrics rows written before it.
+matches the metrics rows written before it. A Ctrl-C during a save or a restore waits until it is
+done (``scaling.interrupts.deferred``): interrupted inside, orbax's writer threads run on into
+interpreter shutdown and print pages of tracebacks.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from scaling.errors import ScalingError
+from scaling.interrupts import deferred
 
 CHECKPOINT_DIR = "checkpoints"
 KEEP = 1
@@ -42,14 +45,16 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def save(self, step: int, state: Any, meta: dict) -> None:
-        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                        meta=ocp.args.JsonSave(meta)), force=True)
-        self.manager.wait_until_finished()
+        with deferred():
+            self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                            meta=ocp.args.JsonSave(meta)), force=True)
+            self.manager.wait_until_finished()
 
     def restore(self, step: int, like_state: Any) -> tuple[Any, dict]:
         """Restore into the structure, dtypes and shardings of ``like_state``."""
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(like_state), meta=ocp.args.JsonRestore()))
+        with deferred():
+            restored = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(like_state), meta=ocp.args.JsonRestore()))
         return restored["state"], dict(restored["meta"])
 
     def close(self) -> None:
