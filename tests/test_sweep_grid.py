@@ -52,7 +52,7 @@ def test_model_grid_product(tmp_path):
 
 def test_lm_shorthand_and_named_sizes():
     grid = parse_grid({"models": [{"d_model": 32, "n_layers": 2}, "olmo-85m", {"model": {"d_model": 16}, "seed": 3}],
-                       "tokens": [1000], "batch_sizes": [1], "lrs": [1e-3], "reference_batch": 1},
+                       "tokens": [1000], "batch_sizes": [1, 2], "lrs": [1e-3], "reference_batch": 1},
                       top_keys={"model", "data", "optim", "seed", "batch_size"})
     assert grid.models[0].fragment == {"model": {"d_model": 32, "n_layers": 2}}
     assert grid.models[1].fragment["model"]["d_model"] == 768 and grid.models[1].name == "olmo-85m"

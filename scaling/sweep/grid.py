@@ -129,6 +129,7 @@ class Grid:
     refine: int = 0  # adaptive: batch sizes added at geometric midpoints around the CBS estimate
     source: str = ""
     raw: dict = field(default_factory=dict)
+    notes: tuple = ()  # what reading the file decided that the user should hear (one line each)
 
     @property
     def definition1(self) -> bool:
@@ -311,6 +312,13 @@ def parse_grid(data: Any, source: str = "grid", top_keys: Optional[set] = None,
                    ModelSpec(m.name, m.fragment, tokens, tpp, m.target, m.lrs) for m in models)
     ref = data.get("reference_batch")
     ref = _number(ref, "reference_batch", where, integer=True) if ref is not None else None
+    notes = ()
+    if len(set(batch_sizes) | ({ref} if ref is not None else set())) < 2:
+        _bad(where, f"batch_sizes: a critical batch size needs at least two batch sizes (B_ref and larger ones), "
+                    f"got {list(batch_sizes)}")
+    if ref is not None and ref not in batch_sizes:
+        notes = (f"{where}: reference_batch {ref} is not in batch_sizes {list(batch_sizes)}; it is run too "
+                 "(its runs set the target L*)",)
     target = data.get("target", DEFINITION1 if ref is not None else None)
     if isinstance(target, str) and target.strip().lower().replace(" ", "").replace("_", "") in (
             "definition1", "def1"):
@@ -349,7 +357,7 @@ def parse_grid(data: Any, source: str = "grid", top_keys: Optional[set] = None,
         rules[str(key)] = parsed
     return Grid(name=name, workload=workload, base=base, models=models, batch_sizes=batch_sizes,
                 lrs=lrs, seeds=seeds, reference_batch=ref, target=target, max_tokens_factor=factor,
-                warmup_fraction=warm, by_batch_size=rules, together=together, source=source, raw=data,
+                warmup_fraction=warm, by_batch_size=rules, together=together, source=source, raw=data, notes=notes,
                 **_parse_protocol(data, where))
 
 

@@ -4,7 +4,10 @@ A claim on run R is a file ``locks/R.<generation>`` created with ``O_CREAT | O_E
 on local filesystems and NFSv3+), holding the owner's token, host and pid. The owner's
 heartbeat thread touches it every ``heartbeat_s`` seconds. A claim is stale when its file has
 not been touched for ``stale_after_s`` seconds, or at once when its owner is a dead process on
-this host. A stale claim of generation g is taken over by creating generation g + 1 (again
+this host. The file appears with its content (written to a temporary file and hard-linked to
+its name, which fails if the name exists), so a claim file that names no owner (empty: its
+writer died between creating and writing it, or the disk was full) is no live claim: it is
+stale once ``EMPTY_GRACE_S`` old. ``clean`` removes the stale claims of a finished sweep. A stale claim of generation g is taken over by creating generation g + 1 (again
 ``O_EXCL``, so exactly one worker wins); the live claim is the highest generation. An owner
 whose claim was superseded notices at its next heartbeat (``Claim.lost``) -- with
 ``stale_after_s`` many heartbeats long, that only happens to a worker that stopped beating.
@@ -12,6 +15,7 @@ whose claim was superseded notices at its next heartbeat (``Claim.lost``) -- wit
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -22,8 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from scaling.errors import ScalingError
+
 DEFAULT_HEARTBEAT_S = 5.0
 DEFAULT_STALE_AFTER_S = 120.0
+EMPTY_GRACE_S = 1.0  # an ownerless claim file younger than this may be one being written by create-then-write
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ class LockInfo:
         return False
 
     def stale(self, stale_after_s: float) -> bool:
+        if not self.token and self.pid <= 0:  # names no owner: nobody holds it
+            return self.age_s > min(EMPTY_GRACE_S, stale_after_s)
         return self.age_s > stale_after_s or self.owner_dead()
 
 
@@ -68,21 +77,28 @@ def _generations(lock_dir: Path, name: str) -> list:
 def read_lock(lock_dir: Path, name: str) -> Optional[LockInfo]:
     """The live (highest-generation) claim on ``name``, or None."""
     for gen in reversed(_generations(lock_dir, name)):
-        path = lock_dir / f"{name}.{gen}"
-        try:
-            st = path.stat()
-            with open(path, "r", encoding="utf-8") as f:
-                text = f.read()
-        except FileNotFoundError:
-            continue
-        try:
-            data = json.loads(text) if text else {}
-        except ValueError:
-            data = {}  # being written right now: still a claim
-        return LockInfo(path=path, generation=gen, token=data.get("token", ""),
-                        host=data.get("host", ""), pid=int(data.get("pid", 0) or 0),
-                        worker=data.get("worker", ""), age_s=max(0.0, time.time() - st.st_mtime))
+        info = _read_one(lock_dir / f"{name}.{gen}", gen)
+        if info is not None:
+            return info
     return None
+
+
+def _read_one(path: Path, gen: int) -> Optional[LockInfo]:
+    try:
+        st = path.stat()
+        with open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        data = {}  # cut short (a full disk, or an old worker writing it right now)
+    if not isinstance(data, dict):
+        data = {}
+    return LockInfo(path=path, generation=gen, token=str(data.get("token", "")), host=str(data.get("host", "")),
+                    pid=int(data.get("pid", 0) or 0), worker=str(data.get("worker", "")),
+                    age_s=max(0.0, time.time() - st.st_mtime))
 
 
 class Claim:
@@ -127,14 +143,38 @@ class Claim:
 
 
 def _create(path: Path, worker: str) -> Optional[str]:
+    """Create the claim file ``path`` holding its owner, atomically and exclusively: written to a
+    temporary file, then hard-linked to ``path`` (fails if it exists: exactly one creator wins, on
+    NFS too); where the file system has no hard links, ``O_CREAT | O_EXCL`` then write. None if
+    ``path`` exists."""
     token = uuid.uuid4().hex
+    text = json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(), "worker": worker,
+                       "claimed": time.time()})
+    tmp = path.with_name(f".{path.name}.{token}.tmp")
     try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+            return token
+        except FileExistsError:
+            return None
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+    try:  # no hard links here
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return None
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"token": token, "host": socket.gethostname(), "pid": os.getpid(), "worker": worker,
-                   "claimed": time.time()}, f)
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     return token
@@ -144,6 +184,8 @@ def try_claim(lock_dir: Path, name: str, worker: str, *, heartbeat_s: float = DE
               stale_after_s: float = DEFAULT_STALE_AFTER_S) -> Optional[Claim]:
     """Claim ``name`` if nobody holds it, or take over a stale claim; None if someone else holds it."""
     lock_dir = Path(lock_dir)
+    if lock_dir.is_symlink():
+        raise ScalingError(f"{lock_dir}: is a symbolic link; claims are never written through links (remove it)")
     lock_dir.mkdir(parents=True, exist_ok=True)
     info = read_lock(lock_dir, name)
     if info is not None and not info.stale(stale_after_s):
@@ -180,3 +222,34 @@ def live_claims(lock_dir: Path, stale_after_s: float = DEFAULT_STALE_AFTER_S) ->
         if info is not None and not info.stale(stale_after_s):
             out[name] = info
     return out
+
+
+def clean(lock_dir: Path, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> int:
+    """Remove every stale claim file (and temporary files of dead creators) from ``lock_dir``;
+    live claims stay. Returns how many files were removed. Called when a sweep has finished."""
+    removed = 0
+    try:
+        entries = os.listdir(lock_dir)
+    except FileNotFoundError:
+        return removed
+    names = {e.rsplit(".", 1)[0] for e in entries if "." in e and e.rsplit(".", 1)[1].isdigit()}
+    for name in names:
+        for gen in _generations(Path(lock_dir), name):
+            path = Path(lock_dir) / f"{name}.{gen}"
+            info = _read_one(path, gen)
+            if info is not None and info.stale(stale_after_s):
+                try:
+                    path.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    for e in entries:
+        path = Path(lock_dir) / e
+        if e.startswith(".") and e.endswith(".tmp"):
+            try:
+                if time.time() - path.stat().st_mtime > stale_after_s:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+    return removed

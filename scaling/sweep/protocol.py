@@ -29,7 +29,7 @@ from scaling import rundir
 from scaling.errors import ScalingError
 from scaling.store import append_jsonl, atomic_write_json, read_json
 from scaling.identity import run_id
-from scaling.sweep import adaptive
+from scaling.sweep import adaptive, edits
 from scaling.sweep.grid import ADAPTIVE
 from scaling.sweep.plan import REFERENCE, Plan, RunSpec, build, with_target
 
@@ -113,10 +113,26 @@ class SweepState:
             raise ScalingError(f"{self.manifest_path}: corrupt manifest") from None
 
     def write_manifest(self, targets: dict) -> None:
-        """Rewrite sweep.json (atomically), keeping targets other workers recorded."""
+        """Rewrite sweep.json (atomically), keeping targets other workers recorded. ``grids`` lists
+        the sha256 of every grid accepted in this directory (``scaling.sweep.edits``), in order: a
+        worker of an earlier one (still running when its grid was extended) adds its targets to the
+        newer plan and never writes its own back."""
         old = self.read_manifest()
         known = dict(old.get("targets", {}))
         known.update({k: v for k, v in targets.items() if v is not None})
+        raw = _jsonable(self.plan.grid.raw)
+        mine = edits.grid_sha256(raw)
+        accepted = list(old.get("grids") or ([edits.grid_sha256(old["grid"])] if isinstance(old.get("grid"), dict) else []))
+        if mine in accepted[:-1] and old.get("grid") != raw:
+            doc = {**old, "targets": known, "groups": [_with_target(g, known.get(g.get("key"))) for g in old["groups"]]}
+        else:
+            doc = self._manifest(raw, known, accepted if mine in accepted else accepted + [mine])
+        if old and {k: v for k, v in old.items() if k != "updated"} == \
+                {k: v for k, v in doc.items() if k != "updated"}:
+            return
+        atomic_write_json(self.manifest_path, {**doc, "updated": time.time()})
+
+    def _manifest(self, raw: dict, known: dict, grids: list) -> dict:
         groups = []
         for g in self.plan.groups:
             t = known.get(g.key)
@@ -124,18 +140,13 @@ class SweepState:
                            "target": t["loss"] if t else g.explicit_target,
                            "target_rule": "explicit" if g.explicit_target is not None else "definition1",
                            "reference_lr": t.get("lr") if t else None})
-        doc = {"name": self.plan.grid.name, "workload": self.plan.grid.workload,
-               "grid_file": self.plan.grid.source, "grid": _jsonable(self.plan.grid.raw),
-               "reference_batch": self.plan.grid.reference_batch,
-               "max_tokens_factor": self.plan.grid.max_tokens_factor,
-               "groups": groups, "targets": known,
-               "protocol": self.plan.grid.protocol,
-               "runs": [] if self.plan.grid.protocol == ADAPTIVE else [_cell(r) for r in self.plan.runs],
-               "updated": time.time()}
-        if old and {k: v for k, v in old.items() if k != "updated"} == \
-                {k: v for k, v in doc.items() if k != "updated"}:
-            return
-        atomic_write_json(self.manifest_path, doc)
+        return {"name": self.plan.grid.name, "workload": self.plan.grid.workload,
+                "grid_file": self.plan.grid.source, "grid": raw, "grids": grids,
+                "reference_batch": self.plan.grid.reference_batch,
+                "max_tokens_factor": self.plan.grid.max_tokens_factor,
+                "groups": groups, "targets": known,
+                "protocol": self.plan.grid.protocol,
+                "runs": [] if self.plan.grid.protocol == ADAPTIVE else [_cell(r) for r in self.plan.runs]}
 
     # --- runs --------------------------------------------------------------------------------
     def run_for(self, index: int, target: Optional[float], race_steps: Optional[float] = None) -> Run:
@@ -237,6 +248,13 @@ class SweepState:
     def log_event(self, event: str, run: Run, worker: str, **extra) -> None:
         append_jsonl(self.root / EVENTS, [{"event": event, "run_id": run.run_id, "worker": worker,
                                            "time": time.time(), **extra}])
+
+
+def _with_target(group: dict, target: Optional[dict]) -> dict:
+    """A manifest group entry with its Definition-1 target, once known."""
+    if not target or "loss" not in target or group.get("target_rule") == "explicit":
+        return group
+    return {**group, "target": target["loss"], "reference_lr": target.get("lr")}
 
 
 def _cell(r: RunSpec) -> dict:

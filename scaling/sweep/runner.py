@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from scaling.errors import ScalingError
-from scaling.sweep import locks
+from scaling.store import check_output_dir, refuse_links
+from scaling.sweep import edits, locks
 from scaling.sweep.grid import ADAPTIVE, load_grid
 from scaling.sweep.plan import REFERENCE, Plan, expand, token_cost
-from scaling.sweep.protocol import SweepState
+from scaling.sweep.protocol import EVENTS, LOCKS, MANIFEST, SweepState
 from scaling.lm.compile_cache import enable as enable_compile_cache
 from scaling.sweep.worker import WorkerOptions, work
 
@@ -43,13 +44,36 @@ def sweep_dir(grid_name: str, out: "str | os.PathLike | None") -> Path:
 
 
 def open_sweep(grid_path, out=None) -> SweepState:
-    """Load, validate and expand a grid file; bind it to its sweep directory."""
+    """Load, validate and expand a grid file; bind it to its sweep directory, which must hold
+    no sweep of another grid (``scaling.sweep.edits``: only extensions are accepted)."""
     from scaling.workloads import get_workload
 
     grid = load_grid(grid_path)
     workload = get_workload(grid.workload)
     plan = expand(grid, workload)
-    return SweepState(plan, workload, sweep_dir(grid.name, out))
+    sweep = SweepState(plan, workload, sweep_dir(grid.name, out))
+    if sweep.root.is_dir():
+        edits.check(sweep.read_manifest(), plan, workload, sweep.root)
+    return sweep
+
+
+def prepare_root(sweep: SweepState) -> None:
+    """Make the sweep directory before any run: ScalingError (one line) where it cannot be written
+    (a file there, read-only) or where its manifest, events or locks are links planted in it."""
+    check_output_dir(sweep.root)
+    sweep.root.mkdir(parents=True, exist_ok=True)
+    refuse_links(sweep.root, sweep.root / MANIFEST, sweep.root / EVENTS, sweep.root / LOCKS)
+
+
+def finish_root(sweep: SweepState, stale_after_s: float) -> None:
+    """After the workers: remove the stale claim files (dead or finished workers' locks)."""
+    locks.clean(sweep.root / LOCKS, stale_after_s)
+
+
+def print_notes(sweep: SweepState) -> None:
+    """What the grid file's reading decided for the user (``Grid.notes``), one line each."""
+    for note in sweep.plan.grid.notes:
+        print(f"scaling sweep: note: {note}", file=sys.stderr)
 
 
 def _fmt_tokens(n: float) -> str:
@@ -130,16 +154,18 @@ def run_sweep(grid_path, workers: int = 1, dry_run: bool = False, out=None,
     if workers == 1 and len(devices) == 1:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices[0]  # before the workload imports JAX
     sweep = open_sweep(grid_path, out)  # validates the whole grid before anything runs
+    print_notes(sweep)
     if dry_run:
         print_fn(describe_plan(sweep))
         return SweepOutcome(sweep.root, sweep.plan, {})
-    sweep.root.mkdir(parents=True, exist_ok=True)
+    prepare_root(sweep)
     sweep.targets()  # writes the manifest
     opts = WorkerOptions(name=name, heartbeat_s=heartbeat_s, stale_after_s=stale_after_s, poll_s=poll_s,
                          progress=progress, max_runs=max_runs, quiet=quiet)
     if workers == 1 and len(devices) <= 1:
         enable_compile_cache(compile_cache)
         counts = work(sweep, opts)
+        finish_root(sweep, stale_after_s)
         return SweepOutcome(sweep.root, sweep.plan, counts)
     procs = []
     workers = max(workers, len(devices))  # one worker per listed device
@@ -162,6 +188,7 @@ def run_sweep(grid_path, workers: int = 1, dry_run: bool = False, out=None,
             except subprocess.TimeoutExpired:
                 p.kill()
         raise
+    finish_root(sweep, stale_after_s)
     return SweepOutcome(sweep.root, sweep.plan, {}, codes)
 
 
@@ -169,6 +196,9 @@ def run_worker(grid_path, out=None, **kw) -> dict:
     """One worker process's loop on the sweep (``scaling sweep GRID --worker``)."""
     compile_cache = kw.pop("compile_cache", DEFAULT_COMPILE_CACHE)
     sweep = open_sweep(grid_path, out)
-    sweep.root.mkdir(parents=True, exist_ok=True)
+    prepare_root(sweep)
     enable_compile_cache(compile_cache)
-    return work(sweep, WorkerOptions(**kw))
+    opts = WorkerOptions(**kw)
+    counts = work(sweep, opts)
+    finish_root(sweep, opts.stale_after_s)
+    return counts

@@ -39,7 +39,8 @@ from scaling.sweep import locks
 from scaling.sweep.grid import ADAPTIVE, AUTO
 from scaling.sweep.plan import REFERENCE
 from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, SweepState, reference_loss
-from scaling.store import atomic_write_json, atomic_write_text
+from scaling.errors import storage_error
+from scaling.store import atomic_write_json, atomic_write_text, refuse_links_in
 from scaling.summary import CAP, IMPLIED, RunSummary
 
 DEFAULT_POLL_S = 2.0  # how often an idle worker looks for work that became available
@@ -91,6 +92,8 @@ def execute(sweep: SweepState, run: Run, opts: WorkerOptions) -> dict:
     except (KeyboardInterrupt, SystemExit):
         raise  # interrupted, not failed: resumes next time
     except BaseException as exc:  # noqa: BLE001 - failure isolation is the point
+        if storage_error(exc) is not None:
+            raise  # the disk is full or read-only: the sweep stops and resumes next time, no run failed
         reason = failure_reason(exc)
         atomic_write_text(run.run_dir / ERROR_FILE, traceback.format_exc())
         return rundir.finish(run.run_dir, untrained_summary(sweep, run, "failed", reason))
@@ -100,6 +103,7 @@ def execute(sweep: SweepState, run: Run, opts: WorkerOptions) -> dict:
 
 
 def _prepare(sweep: SweepState, run: Run) -> None:
+    refuse_links_in(sweep.root, run.run_dir)  # never write a run's records outside the sweep directory
     if rundir.read_status(run.run_dir) is not None:
         rundir.clear_status(run.run_dir)  # a retried failure
     run.run_dir.mkdir(parents=True, exist_ok=True)
@@ -159,6 +163,8 @@ def execute_together(sweep: SweepState, runs: list, opts: WorkerOptions) -> list
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - failure isolation is the point
+        if storage_error(exc) is not None:
+            raise  # the disk is full or read-only: the sweep stops and resumes next time, no run failed
         reason = failure_reason(exc)
         for run in runs:
             if rundir.read_status(run.run_dir) is None:
