@@ -38,8 +38,9 @@ def run(args) -> int:
 
 def _prepare(args) -> int:
     from scaling.data.prepare import prepare
-    from scaling.store import to_json
+    from scaling.store import check_output_dir, to_json
 
+    check_output_dir(args.out)  # before reading the corpus
     index = prepare(args.source, args.tokenizer, args.out, fmt=args.format, text_field=args.text_field,
                     skip_bad=args.skip_bad, progress=False if args.no_progress else None)
     if args.json:

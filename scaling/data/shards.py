@@ -7,11 +7,13 @@ Layout of a prepared directory (``scaling data prepare`` and the default-corpus 
     DIR/index.json        tokenizer identity, dtype, per-split document/token counts and sha256,
                           the input fingerprint, EOS handling, read statistics
 
-dtype is uint16 when the vocabulary fits in 16 bits, else uint32. Each ``.bin`` is written to a
-temporary name and renamed when complete; ``index.json`` is written atomically after both, and
-removed before any rewrite starts, so an interrupted run leaves no directory a reader accepts
-(``open_token_dir`` requires the index and checks every file's size against it). Re-running with
-the same fingerprint (same inputs, tokenizer and options) returns the existing index: a no-op.
+dtype is uint16 when the vocabulary fits in 16 bits, else uint32. The new directory is built
+beside the old one (``.DIR.tmp-<pid>``, index written last) and renamed over it only when
+complete, so a prepare that fails (a corrupt input, a full disk, Ctrl-C) leaves an existing
+directory exactly as it was, and no directory where there was none (``open_token_dir`` requires
+the index and checks every file's size against it). A directory holding anything else is never
+replaced. Re-running with the same fingerprint (same inputs, tokenizer and options) returns the
+existing index: a no-op.
 
 Tokenization runs in the tokenizer's native threads (HF ``tokenizers`` encode_batch and
 SentencePiece use every core); a reader thread decompresses and parses the next chunk meanwhile.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import shutil
 import sys
 import threading
 from dataclasses import dataclass
@@ -122,18 +125,104 @@ def existing_index(out: Path, fingerprint: str) -> dict | None:
 def write_token_dir(out: str | Path, docs: Iterable[tuple[str, str]], tokenizer: Tokenizer, *,
                     fingerprint: str, source: dict, progress: bool | None = None,
                     total_bytes: int | None = None, read_stats: Any = None) -> dict:
-    """Tokenize (split, text) documents into ``out``; returns the index (no-op if up to date)."""
+    """Tokenize (split, text) documents into ``out``; returns the index (no-op if up to date).
+    Built beside ``out`` and swapped in when complete (see the module docstring)."""
     out = Path(out)
     index = existing_index(out, fingerprint)
     if index is not None:
         return index
-    out.mkdir(parents=True, exist_ok=True)
+    _check_replaceable(out)
+    created = [p for p in reversed(out.parents) if not p.exists()]
+    build = out.parent / f".{out.name}.tmp-{os.getpid()}"
     try:
-        (out / INDEX_NAME).unlink()
-    except FileNotFoundError:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(out)
+        shutil.rmtree(build, ignore_errors=True)
+        build.mkdir()
+        index = _write_into(build, docs, tokenizer, fingerprint=fingerprint, source=source, progress=progress,
+                            total_bytes=total_bytes, read_stats=read_stats)
+        _swap_in(build, out)
+    except BaseException as e:
+        shutil.rmtree(build, ignore_errors=True)
+        for d in reversed(created):  # no empty directory left behind
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        if isinstance(e, OSError) and e.errno:
+            raise OSError(e.errno, e.strerror, str(out)) from None
+        raise
+    return index
+
+
+def _check_replaceable(out: Path) -> None:
+    """``out`` may be (re)written: absent, empty, or a token directory (ours, complete or not)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ScalingError(f"{out}: exists and is not a directory")
+    ours = {f"{s}.bin" for s in SPLITS} | {INDEX_NAME}
+    foreign = sorted(e for e in os.listdir(out) if e not in ours and not e.startswith("."))
+    if foreign:
+        raise ScalingError(f"{out}: not a prepared token directory (it holds {foreign[0]!r}); give a new or "
+                           "empty --out")
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Build directories of prepares into ``out`` that died (their pid is gone)."""
+    prefix = f".{out.name}."
+    for p in out.parent.glob(f".{out.name}.*-*"):
+        kind, _, pid = p.name[len(prefix):].partition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _swap_in(build: Path, out: Path) -> None:
+    """Rename the complete ``build`` to ``out``; an old ``out`` is moved aside first and removed
+    after (restored if the second rename fails)."""
+    if not out.exists():
+        os.rename(build, out)
+    else:
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(out, old)
+        try:
+            os.rename(build, out)
+        except BaseException:
+            os.rename(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(out.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
         pass
+    finally:
+        os.close(fd)
+
+
+def _write_into(out: Path, docs, tokenizer: Tokenizer, *, fingerprint: str, source: dict, progress, total_bytes,
+                read_stats) -> dict:
+    """Tokenize into the (new, empty) directory ``out``; the index is written last."""
     dtype = token_dtype(tokenizer.vocab_size)
-    tmp = {s: out / f".{s}.bin.tmp-{os.getpid()}" for s in SPLITS}
+    tmp = {s: out / f".{s}.bin.tmp" for s in SPLITS}
     counts = {s: {"documents": 0, "tokens": 0, "bytes": 0} for s in SPLITS}
     from tqdm import tqdm
 
