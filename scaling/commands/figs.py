@@ -35,6 +35,8 @@ def run(args) -> int:
     runs = Path(args.runs) if args.runs else root / "runs"
     fits = Path(args.fits) if args.fits else root / "fits"
     out = Path(args.out) if args.out else figs_dir
+    if args.sweep is not None:
+        _check_sweep(runs, args.sweep)
     wrote = skipped = 0
     for s in chosen:
         r = registry.run_script(s, runs, fits, out, args.sweep)
@@ -45,3 +47,17 @@ def run(args) -> int:
         print(r.line(), flush=True)
     print(f"{wrote} figure(s) written to {out}, {skipped} skipped")
     return 0
+
+
+def _check_sweep(runs, name: str) -> None:
+    """``--sweep NAME`` must name a sweep under RUNS (``scaling.plots.sources.discover``)."""
+    from scaling.errors import ScalingError
+    from scaling.plots.sources import discover
+    from scaling.sweep.records import is_sweep_dir
+
+    if (runs / name).is_dir() and is_sweep_dir(runs / name):
+        return
+    found = [s.name for s in discover(runs)]
+    if name not in found:
+        raise ScalingError(f"--sweep {name}: no such sweep under {runs} "
+                           f"({'found: ' + ', '.join(found) if found else 'it holds none'})")

@@ -51,8 +51,10 @@ def run(args) -> int:
     from scaling.analysis.report import print_warnings
     from scaling.commands.cbs import compute
     from scaling.commands.cbs import render as render_cbs
-    from scaling.store import to_json
+    from scaling.store import check_output_file, to_json
 
+    if args.output:
+        check_output_file(args.output)  # before the bootstrap
     result = compute(args)
     fit = fit_law(result, args.against, method=args.method, seed=args.seed, form=args.form)
     if args.output:

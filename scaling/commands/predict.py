@@ -64,6 +64,10 @@ def run(args) -> int:
 
     if (args.fit is None) == (args.law is None):
         raise ScalingError("give either a fit file or --law NAME (not both)")
+    for flag in ("params", "tokens", "batch", "reference_batch", "loss", "compute", "seq_len"):
+        value = getattr(args, flag)
+        if value is not None and not value > 0:  # NaN fails too
+            raise ScalingError(f"--{flag.replace('_', '-')} must be a positive number, got {value:g}")
     if args.law:
         out = predict_preset(args.law, params=args.params, tokens=args.tokens, loss=args.loss,
                              compute=args.compute, seq_len=args.seq_len, batch=args.batch)

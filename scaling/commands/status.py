@@ -16,6 +16,11 @@ def run(args) -> int:
     from scaling.sweep.status import render, status
 
     statuses = status(args.runs)
+    if not statuses:
+        from scaling.errors import ScalingError
+
+        raise ScalingError(f"{args.runs}: no sweep found (a sweep directory holds sweep.json and run directories; "
+                           "scaling sweep GRID --out DIR makes one)")
     if args.json:
         print(to_json({"sweeps": [s.to_dict() for s in statuses]}))
     else:

@@ -20,6 +20,10 @@ def run(args) -> int:
     from scaling.errors import ScalingError
     from scaling.sweep.export import steps_csv, steps_rows, write_steps_csv
 
+    if args.output:
+        from scaling.store import check_output_file
+
+        check_output_file(args.output)  # before reading the runs
     if args.losses:
         return _losses(args)
     rows = steps_rows(args.runs)

@@ -30,17 +30,27 @@ def load_config(path, overrides: Sequence[str] = ()):
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise ScalingError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
-    return TrainConfig.from_dict(apply_overrides(data, overrides))
+    data = apply_overrides(data, overrides)
+    if not data:
+        raise ScalingError(f"{path}: empty config (no keys); see examples/train_tiny.yaml")
+    return TrainConfig.from_dict(data)
 
 
 def run(args) -> int:
     import sys
 
+    from scaling import rundir
     from scaling.identity import run_id
-    from scaling.store import to_json
+    from scaling.store import check_output_dir, to_json
 
     config = load_config(args.config, args.overrides)  # bad input: exit 2 before JAX is imported
     run_dir = Path(args.out) if args.out else DEFAULT_RUNS / run_id(WORKLOAD, config)
+    check_output_dir(run_dir)
+    rundir.check_same_run(run_dir, run_id(WORKLOAD, config))
+    previous = rundir.read_summary(run_dir)
+    if previous is not None and previous.get("status") in rundir.RETRIED:
+        print(f"scaling train: {run_dir}: the last attempt failed ({previous.get('reason') or 'no reason recorded'}); "
+              "training it again", file=sys.stderr)
 
     from scaling.lm.train import train
 
