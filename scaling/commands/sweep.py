@@ -50,9 +50,13 @@ def run(args) -> int:
 
     if args.device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(args.device)  # before any JAX import
-    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
-    if args.devices is not None and not devices:
+    devices = [d.strip() for d in args.devices.split(",")] if args.devices is not None else None
+    if devices is not None and not any(devices):
         raise ScalingError("--devices: empty list")
+    if devices is not None and not all(devices):
+        raise ScalingError(f"--devices {args.devices!r}: an empty entry (give ids separated by single commas, e.g. 0,1)")
+    if args.max_runs is not None and args.max_runs < 1:
+        raise ScalingError(f"--max-runs must be >= 1, got {args.max_runs}")
     kw = dict(heartbeat_s=_positive(args.heartbeat, "--heartbeat"),
               stale_after_s=_positive(args.stale_after, "--stale-after"), poll_s=_positive(args.poll, "--poll"),
               progress=args.progress, quiet=args.quiet, max_runs=args.max_runs, name=args.name)
