@@ -29,7 +29,8 @@ FILE_MODE = 0o644  # permissions of every record written (readable by other work
 TAIL_CHUNK = 1 << 16  # bytes read backwards at a time when repairing a torn last line
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory (a rename in it is durable); best effort."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -72,7 +73,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if isinstance(e, OSError):
             raise _naming(e, path) from None
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

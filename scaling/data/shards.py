@@ -36,7 +36,7 @@ import numpy as np
 from scaling.data.split import RULE, SPLITS
 from scaling.data.tokenizers import Tokenizer, encode_documents, token_dtype
 from scaling.errors import ScalingError
-from scaling.store import atomic_write_json, read_json
+from scaling.store import atomic_write_json, fsync_dir, read_json
 
 INDEX_NAME = "index.json"
 INDEX_VERSION = 1
@@ -202,20 +202,7 @@ def _swap_in(build: Path, out: Path) -> None:
             os.rename(old, out)
             raise
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(out.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(out.parent)
 
 
 def _write_into(out: Path, docs, tokenizer: Tokenizer, *, fingerprint: str, source: dict, progress, total_bytes,

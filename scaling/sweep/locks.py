@@ -209,15 +209,19 @@ def try_claim(lock_dir: Path, name: str, worker: str, *, heartbeat_s: float = DE
     return claim
 
 
-def live_claims(lock_dir: Path, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> dict:
-    """name -> LockInfo of every claim that is not stale."""
-    out = {}
+def _claimed_names(lock_dir: Path) -> tuple:
+    """(every entry of ``lock_dir``, the run names that have a claim file ``NAME.<generation>``)."""
     try:
         entries = os.listdir(lock_dir)
     except FileNotFoundError:
-        return out
-    names = {e.rsplit(".", 1)[0] for e in entries if "." in e and e.rsplit(".", 1)[1].isdigit()}
-    for name in names:
+        return [], set()
+    return entries, {e.rsplit(".", 1)[0] for e in entries if "." in e and e.rsplit(".", 1)[1].isdigit()}
+
+
+def live_claims(lock_dir: Path, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> dict:
+    """name -> LockInfo of every claim that is not stale."""
+    out = {}
+    for name in _claimed_names(lock_dir)[1]:
         info = read_lock(Path(lock_dir), name)
         if info is not None and not info.stale(stale_after_s):
             out[name] = info
@@ -227,29 +231,24 @@ def live_claims(lock_dir: Path, stale_after_s: float = DEFAULT_STALE_AFTER_S) ->
 def clean(lock_dir: Path, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> int:
     """Remove every stale claim file (and temporary files of dead creators) from ``lock_dir``;
     live claims stay. Returns how many files were removed. Called when a sweep has finished."""
+    lock_dir = Path(lock_dir)
+    entries, names = _claimed_names(lock_dir)
+    stale = [lock_dir / f"{name}.{gen}" for name in names for gen in _generations(lock_dir, name)
+             if (info := _read_one(lock_dir / f"{name}.{gen}", gen)) is not None and info.stale(stale_after_s)]
+    stale += [lock_dir / e for e in entries if e.startswith(".") and e.endswith(".tmp")
+              and _age(lock_dir / e) > stale_after_s]
     removed = 0
-    try:
-        entries = os.listdir(lock_dir)
-    except FileNotFoundError:
-        return removed
-    names = {e.rsplit(".", 1)[0] for e in entries if "." in e and e.rsplit(".", 1)[1].isdigit()}
-    for name in names:
-        for gen in _generations(Path(lock_dir), name):
-            path = Path(lock_dir) / f"{name}.{gen}"
-            info = _read_one(path, gen)
-            if info is not None and info.stale(stale_after_s):
-                try:
-                    path.unlink()
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-    for e in entries:
-        path = Path(lock_dir) / e
-        if e.startswith(".") and e.endswith(".tmp"):
-            try:
-                if time.time() - path.stat().st_mtime > stale_after_s:
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                pass
+    for path in stale:
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
     return removed
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
