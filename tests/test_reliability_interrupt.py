@@ -93,7 +93,7 @@ def test_ctrl_c_in_train_is_one_line(long_run, moment):
 
 
 def test_ctrl_c_in_a_sweep_is_one_line_and_it_resumes(tmp_path):
-    grid = write_grid(tmp_path / "g.yaml", tokens=[1024, 4096, 16384])
+    grid = write_grid(tmp_path / "g.yaml")
     out = tmp_path / "s"
     rc, err = interrupt_when(scaling_cmd("sweep", grid, "--out", out, "--quiet"),
                              lambda: (out / "events.jsonl").exists())
