@@ -208,5 +208,5 @@ def test_cli_list_unknown_name_and_sweep(fixture, capsys):
     assert main(["figs", "no_such_figure"]) == 2
     assert "unknown figure" in capsys.readouterr().err
     assert main(["figs", "steps_vs_batch", "--runs", str(fixture["runs"]), "--sweep", "nope",
-                 "--out", str(fixture["out"] / "x")]) == 0
-    assert "no sweep named 'nope'" in capsys.readouterr().out
+                 "--out", str(fixture["out"] / "x")]) == 2  # bad input: one line, exit 2 (issue 20)
+    assert "--sweep nope: no such sweep" in capsys.readouterr().err
