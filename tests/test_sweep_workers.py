@@ -161,3 +161,8 @@ def test_sigkill_at_random_points_then_rerun(tmp_path):
     before = len(events(out))
     r = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and len(events(out)) == before
+    # the same table, byte for byte, as a sweep never interrupted (implied censoring waits for the
+    # smaller batch sizes to finish, so it does not depend on the order runs finished in)
+    from scaling.sweep import run_sweep, steps_csv, steps_rows
+    run_sweep(grid, out=tmp_path / "uninterrupted", quiet=True, compile_cache=None, poll_s=0.05)
+    assert steps_csv(steps_rows(out)) == steps_csv(steps_rows(tmp_path / "uninterrupted"))

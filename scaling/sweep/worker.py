@@ -178,8 +178,12 @@ def execute_together(sweep: SweepState, runs: list, opts: WorkerOptions) -> list
     return out
 
 
+WAIT = "wait"  # implied_censored: not decidable yet (a smaller batch size that could imply it is unfinished)
+
+
 def implied_censored(sweep: SweepState, run: Run, known: list) -> Optional[str]:
-    """Why ``run`` need not be trained, or None: a smaller batch size of its group (same seed),
+    """Why ``run`` need not be trained, None when it must be, or WAIT while a smaller batch size
+    at or above B_ref has unfinished runs: a smaller batch size of its group (same seed),
     above B_ref (or above a batch size that reached the target), where every lr finished without
     reaching the target, at least one hit the token cap, and the lowest final loss there was not
     at the largest lr of the grid.
@@ -203,6 +207,8 @@ def implied_censored(sweep: SweepState, run: Run, known: list) -> Optional[str]:
     for b in sorted(by_batch):
         summaries = [rundir.read_run_summary(r.run_dir) for r in by_batch[b]]
         if any(x is None for x in summaries):
+            if ref is None or b >= ref:
+                return WAIT  # decided only once B=b finished, so that the order runs finish in never matters
             continue
         if any(x.status == "done" for x in summaries):
             reached_below = True
@@ -310,6 +316,8 @@ def _attempt(sweep: SweepState, run: Run, todo: list, known: list, attempted: se
             attempted.add(run.run_id)
             return SKIPPED
         implied = implied_censored(sweep, run, known)
+        if implied == WAIT:
+            return SKIPPED  # claimed again once the smaller batch sizes finished
         if implied is not None:
             attempted.add(run.run_id)
             record_implied(sweep, run, implied)
