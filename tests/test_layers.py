@@ -1,9 +1,10 @@
 """The package's layers (docs/design.md, "Layers"): what may import what, and JAX in one place.
 
 Bottom to top: the foundations (errors, store, machine, config_io, target, noise_scale, rundir,
-identity, summary) -> data and analysis (NumPy/SciPy maths on tables) -> lm (the JAX trainer) and
-nqm -> workloads -> sweep -> plots -> commands, the CLI and the demo. A module may import its own
-layer or a lower one, never a higher one (checked statically, function-level imports included).
+identity, summary) -> data, analysis (NumPy/SciPy maths on tables) and trackers -> lm (the JAX
+trainer) and nqm -> workloads -> sweep -> engines (Ray, SLURM) -> plots -> commands, the CLI and
+the demo. A module may import its own layer or a lower one, never a higher one (checked
+statically, function-level imports included).
 Only ``scaling.lm`` imports JAX, Flax, Optax or Orbax: in a process where those imports fail,
 every other module imports, and a real NQM sweep runs end to end through ``scaling steps`` and
 ``scaling cbs``.
@@ -25,10 +26,11 @@ JAX_FAMILY = ("jax", "jaxlib", "flax", "optax", "orbax")
 LAYERS = (
     ("", "errors", "interrupts", "store", "machine", "config_io", "target", "noise_scale", "rundir", "identity",
      "summary"),
-    ("data", "analysis"),
+    ("data", "analysis", "trackers"),
     (TRAINER, "nqm"),
     ("workloads",),
     ("sweep",),
+    ("engines",),
     ("plots",),
     ("commands", "cli", "demo", "__main__"),
 )

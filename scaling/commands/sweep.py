@@ -6,6 +6,7 @@ HELP = "expand a grid file and run what is not done yet (two phases, resumable, 
 
 
 def add_arguments(p) -> None:
+    from scaling.engines import ENGINES
     from scaling.sweep.locks import DEFAULT_HEARTBEAT_S, DEFAULT_STALE_AFTER_S
     from scaling.sweep.runner import DEFAULT_COMPILE_CACHE
 
@@ -31,6 +32,22 @@ def add_arguments(p) -> None:
     p.add_argument("--name", default="", help="worker name in locks and events (default host:pid)")
     p.add_argument("--worker", action="store_true",
                    help="run as one independent worker (what --workers K starts; also for SLURM arrays)")
+    e = p.add_argument_group("engines (where the workers run; the sweep directory decides what runs)")
+    e.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local: this machine (default); ray: K Ray tasks (--workers K); slurm: a SLURM array "
+                        "(--array N) through submitit")
+    e.add_argument("--address", default=None, metavar="ADDR", help="ray: cluster address (default: a local instance)")
+    e.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C", help="ray: CPUs per worker task")
+    e.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G", help="ray: GPUs per worker task")
+    e.add_argument("--array", type=int, default=None, metavar="N", help="slurm: array tasks (workers)")
+    e.add_argument("--partition", default=None, metavar="P", help="slurm: partition")
+    e.add_argument("--gpus-per-task", type=int, default=0, metavar="G", help="slurm: GPUs per array task")
+    e.add_argument("--cpus-per-task", type=int, default=None, metavar="C", help="slurm: CPUs per array task")
+    e.add_argument("--time", default=None, metavar="T",
+                   help="slurm: time limit per task (minutes or [D-]HH:MM:SS; default 4:00:00; requeued at the limit)")
+    e.add_argument("--cluster", choices=("slurm", "local"), default="slurm",
+                   help="slurm: 'local' runs the array on this machine (submitit's LocalExecutor)")
+    e.add_argument("--no-wait", action="store_true", help="slurm: return once submitted (scaling status follows up)")
 
 
 def _positive(value: float, flag: str) -> float:
@@ -66,11 +83,56 @@ def run(args) -> int:
     if args.worker:
         run_worker(args.grid, args.out, compile_cache=cache, **kw)
         return 0
-    result = run_sweep(args.grid, workers=args.workers, dry_run=args.dry_run, out=args.out, devices=devices,
-                       compile_cache=cache, **kw)
+    check_engine_flags(args)
+    if args.engine != "local" and not args.dry_run:
+        result = run_engine(args, compile_cache=cache, **kw)
+        if result is None:
+            return 0  # submitted, not waiting
+    else:
+        result = run_sweep(args.grid, workers=args.workers, dry_run=args.dry_run, out=args.out, devices=devices,
+                           compile_cache=cache, **kw)
     if not args.dry_run:
         print(render([sweep_status(result.root)]))
         if any(code != 0 for code in result.exit_codes):
             print(f"scaling sweep: worker exit codes {list(result.exit_codes)}; rerun the command to finish")
             return 1
     return 0
+
+
+RAY_FLAGS = {"address": None, "cpus_per_worker": 1.0, "gpus_per_worker": 0.0}
+SLURM_FLAGS = {"array": None, "partition": None, "gpus_per_task": 0, "cpus_per_task": None, "time": None,
+               "cluster": "slurm", "no_wait": False}
+
+
+def check_engine_flags(args) -> None:
+    """Each engine's flags only with that engine; --array with slurm; --devices only locally."""
+    from scaling.errors import ScalingError
+
+    def given(flags: dict) -> list:
+        return ["--" + k.replace("_", "-") for k, default in flags.items() if getattr(args, k) != default]
+
+    for engine, flags in (("ray", RAY_FLAGS), ("slurm", SLURM_FLAGS)):
+        if args.engine != engine and given(flags):
+            raise ScalingError(f"{', '.join(given(flags))}: only with --engine {engine}")
+    if args.engine == "slurm" and args.array is None and not args.dry_run:
+        raise ScalingError("--engine slurm needs --array N (the number of workers)")
+    if args.engine == "slurm" and args.workers != 1:
+        raise ScalingError("--engine slurm: give the number of workers as --array N, not --workers")
+    if args.engine != "local" and (args.devices or args.device):
+        raise ScalingError(f"--devices/--device are for the local engine; --engine {args.engine} places workers "
+                           "by resource requests (--gpus-per-worker, --gpus-per-task)")
+
+
+def run_engine(args, **kw):
+    """A Ray or SLURM sweep; the outcome, or None once an array was submitted without waiting."""
+    if args.engine == "ray":
+        from scaling.engines.ray_engine import run_ray
+
+        return run_ray(args.grid, args.out, address=args.address, workers=args.workers,
+                       cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, **kw)
+    from scaling.engines.slurm_engine import run_slurm
+
+    result = run_slurm(args.grid, args.out, array=args.array, partition=args.partition,
+                       gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task, time_limit=args.time,
+                       cluster=args.cluster, wait=not args.no_wait, **kw)
+    return None if args.no_wait else result
