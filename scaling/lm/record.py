@@ -77,7 +77,8 @@ class RunRecord:
         which the caller has cut back to the checkpoint."""
         self.start = self.final_step = start
         self.last_log = (start, now, 0.0)
-        evals = [r for r in rundir.read_metrics(self.run_dir) if self.metric in r]
+        # rows past ``start`` are cut back by the writer; another process may read before it has
+        evals = [r for r in rundir.read_metrics(self.run_dir) if self.metric in r and r.get("step", 0) <= start]
         self.history = [(r["step"], r.get(self.metric)) for r in evals]
         self.final_eval = evals[-1] if evals else {}
         self._update_crossing()

@@ -130,7 +130,7 @@ class Session:
     def next_batch(self):
         if self.shared_batch:
             return parallel.shard_batch(self.loaders[0].next_batch(), self.batch_sharding)
-        return jax.device_put(np.stack([ld.next_batch() for ld in self.loaders]), self.batch_sharding)
+        return parallel.put_global(np.stack([ld.next_batch() for ld in self.loaders]), self.batch_sharding)
 
     def loader_of(self, k: int):
         return self.loaders[0 if self.shared_batch else k]
@@ -174,7 +174,7 @@ def setup(configs: list, run_dirs: list, *, vmapped: bool) -> Session:
                for c, d in zip(configs, run_dirs)]
     return Session(configs=list(configs), records=records,
                    vmapped=vmapped, fns=fns, hp=hp,
-                   val=(jax.device_put(chunks, val_sharding), jax.device_put(weights, val_sharding)),
+                   val=(parallel.put_global(chunks, val_sharding), parallel.put_global(weights, val_sharding)),
                    loaders=loaders, batch_sharding=batch_sharding, info=info, writer=writer)
 
 
