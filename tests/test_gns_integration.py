@@ -176,7 +176,8 @@ def test_run_without_microbatches_records_b_simple_and_keeps_the_trajectory(whol
 
 
 def test_split_step_statistics_and_bit_identity(whole_runs):
-    """Step level, on the executables the runs compiled: identical state, EMA only on measured
+    """Step level, on the executables the runs compiled (the measuring program on steps 0, EVERY,
+    ..., the plain one between, as the loop calls them): identical state, EMA only on measured
     steps, and the first measurement equals the App. A estimates from explicit group gradients."""
     from scaling.lm import gns
     from scaling.lm.mesh import shard_batch
@@ -195,7 +196,8 @@ def test_split_step_statistics_and_bit_identity(whole_runs):
     params0 = jax.tree_util.tree_map(np.array, s_on.params)
     counts = []
     for i, batch in enumerate(batches):
-        s_on, m_on = on.step(s_on, batch, hp)
+        measuring = on.measuring_step if i % EVERY == 0 else on.step  # as the loop calls them
+        s_on, m_on = measuring(s_on, batch, hp)
         s_off, m_off = off.step(s_off, batch, hp)
         assert float(m_on["train_loss"]) == float(m_off["train_loss"])
         assert float(m_on["grad_norm"]) == float(m_off["grad_norm"])

@@ -136,12 +136,16 @@ class EWAConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """When to evaluate: geometric spacing early plus linear spacing, in steps."""
+    """When to evaluate: geometric spacing early plus linear spacing, in steps; optionally only
+    every ``sparse_every``-th of those steps while a run with a target is far from it
+    (``scaling.lm.loop.Schedule``: the crossing is still bracketed by consecutive scheduled steps)."""
 
     every_tokens: Optional[int] = None  # linear spacing; None: ~`points` evals over the run
     points: int = 40  # target number of linearly spaced evals when every_tokens is None
     geometric_points: int = 10  # extra geometrically spaced evals early in the run
     batch_size: int = 32  # sequences per eval forward pass
+    sparse_every: int = 1  # > 1 (opt-in, runs with a target): far from L*, evaluate every n-th scheduled step
+    near_target: float = 0.05  # "far": the last eval loss above target_loss * (1 + near_target)
 
     def __post_init__(self):
         require(self.every_tokens is None or self.every_tokens > 0,
@@ -149,6 +153,8 @@ class EvalConfig:
         require(self.points > 0, f"eval.points must be positive, got {self.points}")
         require(self.geometric_points >= 0, f"eval.geometric_points must be >= 0, got {self.geometric_points}")
         require(self.batch_size > 0, f"eval.batch_size must be positive, got {self.batch_size}")
+        require(self.sparse_every >= 1, f"eval.sparse_every must be >= 1, got {self.sparse_every}")
+        require(self.near_target >= 0, f"eval.near_target must be >= 0, got {self.near_target}")
 
 
 @dataclass(frozen=True)

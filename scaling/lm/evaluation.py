@@ -13,6 +13,7 @@ Loss: mean next-token cross-entropy (nats) over the fixed validation windows
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,13 +56,25 @@ def chunk_validation(val_NxL1: np.ndarray, eval_batch: int, n_devices: int) -> t
     return padded.reshape(n_chunks, E, -1), weights.reshape(n_chunks, E)
 
 
-def param_sets(state, hp) -> tuple:
+class EvalWeights(NamedTuple):
+    """What an evaluation reads of a train state: the raw parameters, the EWA and the step (for
+    the EWA's bias correction). Small enough to copy and evaluate later (``scaling.lm.loop``)."""
+    step: Any
+    params: Any
+    ewa: Any
+
+
+def eval_weights(state) -> EvalWeights:
+    return EvalWeights(step=state.step, params=state.params, ewa=state.ewa)
+
+
+def param_sets(weights: EvalWeights, hp) -> tuple:
     """(raw params, bias-corrected EWA params stacked [n_ewa, ...] or ())."""
-    return state.params, ewa_lib.corrected(state.ewa, hp["ewa_decays"], state.step)
+    return weights.params, ewa_lib.corrected(weights.ewa, hp["ewa_decays"], weights.step)
 
 
 def make_eval(model):
-    """losses(state, hp, val [C, E, L+1], weights [C, E]) -> [1 + n_ewa] mean losses (raw first)."""
+    """losses(EvalWeights, hp, val [C, E, L+1], weights [C, E]) -> [1 + n_ewa] mean losses (raw first)."""
 
     def mean_loss(params, val_CxExL1, w_CxE):
         def chunk(carry, xs):
@@ -73,8 +86,8 @@ def make_eval(model):
         total, _ = jax.lax.scan(chunk, jnp.zeros((), jnp.float32), (val_CxExL1, w_CxE))
         return total / jnp.sum(w_CxE)
 
-    def losses(state, hp, val_CxExL1, w_CxE):
-        raw, averaged = param_sets(state, hp)
+    def losses(weights: EvalWeights, hp, val_CxExL1, w_CxE):
+        raw, averaged = param_sets(weights, hp)
         out = [mean_loss(raw, val_CxExL1, w_CxE)[None]]
         if averaged != ():
             out.append(jax.lax.map(lambda p: mean_loss(p, val_CxExL1, w_CxE), averaged))

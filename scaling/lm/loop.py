@@ -5,7 +5,8 @@ and only *then* pull the previous step's metrics to the host, so the device neve
 Python. What happens between steps is a set of policies, each a small object beside the loop
 (levanter's hooks), not a copy of the loop:
 
-- ``Schedule``   which steps evaluate (``scaling.lm.evaluation.eval_steps``) and checkpoint;
+- ``Schedule``   which steps evaluate (``scaling.lm.evaluation.eval_steps``) and checkpoint,
+                 and (opt-in, ``eval.sparse_every``) which of them may wait while far from L*;
 - evaluation     the records decide divergence, the target crossing and the target stop;
 - racing         in a race (one batch size's lrs chasing one target, S(B) being the minimum
                  over them, Zhang et al. 2024, Sec. 2) the first run to reach the target stops
@@ -16,6 +17,17 @@ Python. What happens between steps is a set of policies, each a small object bes
 A record stops being updated when its run stops (target, divergence, outpaced); the program
 keeps computing it (masked) until every run has stopped or the cap is reached, so its shape
 never changes (no recompilation).
+
+Sparse evaluations (``eval.sparse_every`` = n > 1, runs with a target): a scheduled step is
+evaluated when it is every n-th of the schedule, the last step, or when the last evaluation was
+within ``eval.near_target`` of L*; the other scheduled steps keep a copy of the weights an
+evaluation reads (``EvalWeights``, a few parameter-sized arrays). An evaluation that finds a run
+at or below L* first evaluates those kept copies in order until that run's crossing, so the
+crossing is interpolated between two consecutive steps of the dense schedule, as without the
+policy; it can only differ if the loss dipped below L* at a skipped step and rose above it again
+by the next evaluated one (on the 143 target runs of runs/cpu_reference it never did, for
+n <= 8). A checkpoint first evaluates the kept copies (a resumed run has none). A run may train
+past its crossing until the next evaluated step; it records where it stopped (``final_step``).
 """
 
 from __future__ import annotations
@@ -23,11 +35,11 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
-import jax
 import numpy as np
 
+from scaling.lm.evaluation import eval_row, eval_weights
 from scaling.lm.record import RunRecord
 
 FLUSH_ROWS = 100  # buffered metrics rows of a run before an append to metrics.jsonl
@@ -39,7 +51,25 @@ class Schedule:
     total: int  # steps (the token cap)
     evals: frozenset
     checkpoint_every: Optional[int]  # steps; None: every CHECKPOINT_INTERVAL_S of wall time
-    gns_every: Optional[int] = None  # vmapped split-batch noise scale: measuring step every n steps
+    gns_every: Optional[int] = None  # split-batch noise scale: the measuring step every n steps
+    sparse_every: int = 1  # eval.sparse_every (1: every scheduled step is evaluated)
+    near_target: float = 0.05  # eval.near_target
+
+    def __post_init__(self):
+        object.__setattr__(self, "_index", {s: i for i, s in enumerate(sorted(self.evals))})
+
+    def evaluates_now(self, step: int, records: list) -> bool:
+        """At scheduled step ``step``: evaluate now, or keep the weights for later (see the module
+        docstring). Dense unless sparse_every > 1 and every active run has a target."""
+        if self.sparse_every <= 1 or step >= self.total or (self._index[step] + 1) % self.sparse_every == 0:
+            return True
+        for r in records:
+            if not r.active:
+                continue
+            target = r.config.target_loss
+            if target is None or (r.history and r.history[-1][1] <= target * (1.0 + self.near_target)):
+                return True
+        return False
 
     def checkpoint_due(self, step: int, since_last_s: float) -> bool:
         if step >= self.total:
@@ -73,6 +103,13 @@ class Progress:
         self.bar.close()
 
 
+class Kept(NamedTuple):
+    """The weights of a scheduled step not yet evaluated, and each run's noise-scale metrics there."""
+    step: int
+    weights: object  # scaling.lm.evaluation.EvalWeights (a copy)
+    gns: list
+
+
 @dataclass
 class Loop:
     """The loop's inputs: compiled functions, their data and the policies."""
@@ -86,6 +123,9 @@ class Loop:
     save: Optional[Callable] = None  # (step, state, records) -> None: checkpoint the active runs
     finish: Optional[Callable] = None  # (record, paused s) -> None: write a stopped run's record now
     progress: Optional[Progress] = None
+
+    def __post_init__(self):
+        self.kept: list = []  # Kept: scheduled steps whose evaluation waits (sparse evaluations)
 
     def run(self, state, start: int):
         """Train from step ``start`` until every run stopped or the cap; returns (state, paused s)."""
@@ -102,17 +142,24 @@ class Loop:
             at_ckpt = self.save is not None and self.schedule.checkpoint_due(step, time.perf_counter() - last_ckpt)
             if not (at_eval or at_ckpt):
                 for r in self.records:
-                    if len(r.rows) >= FLUSH_ROWS:
+                    if len(r.rows) >= FLUSH_ROWS and not self.kept:  # rows wait for kept evaluations
                         r.flush()
                 continue
             t0 = time.perf_counter()
             self._pull(*pending, paused)
             pending = None
             if at_eval and any(r.active for r in self.records):
-                self._evaluate(state, step)
+                if self.schedule.evaluates_now(step, self.records):
+                    self._evaluate(state, step)
+                else:
+                    self.kept.append(Kept(step, self.fns.snapshot(eval_weights(state)),
+                                          [dict(r.last_gns) for r in self.records]))
+            if at_ckpt and self.kept:
+                self._evaluate_kept(until_crossing=[])
             self._finish_stopped(paused + time.perf_counter() - t0)
-            for r in self.records:
-                r.flush()
+            if not self.kept:
+                for r in self.records:
+                    r.flush()
             if at_ckpt and any(r.active for r in self.records):
                 self.save(step, state, [r for r in self.records if r.active])
                 last_ckpt = time.perf_counter()
@@ -125,16 +172,25 @@ class Loop:
         return self.schedule.gns_every is not None and step % self.schedule.gns_every == 0
 
     def _pull(self, step: int, metrics, paused: float) -> None:
-        host = jax.device_get(metrics)
+        host = {name: np.asarray(v) for name, v in metrics.items()}  # jax.device_get costs ~10x more
         now = time.perf_counter()
         for k, r in enumerate(self.records):
             m = {name: float(v[k] if self.fns.vmapped else v) for name, v in host.items()}
             if r.pull(step, m, now, paused) and self.progress is not None:
                 self.progress.stepped(step)
 
+    def _losses(self, weights) -> np.ndarray:
+        losses = np.asarray(self.fns.evaluate(weights, self.hp, *self.val))
+        return losses if self.fns.vmapped else losses[None]
+
     def _evaluate(self, state, step: int) -> None:
-        losses = np.asarray(jax.device_get(self.fns.evaluate(state, self.hp, *self.val)))
-        losses = losses if self.fns.vmapped else losses[None]
+        losses = self._losses(eval_weights(state))
+        if self.kept:
+            crossed = [r for k, r in enumerate(self.records) if r.active and r.config.target_loss is not None
+                       and eval_row(losses[k]).get(r.metric, np.inf) <= r.config.target_loss]
+            if crossed:
+                self._evaluate_kept(until_crossing=crossed)
+            self.kept.clear()  # nobody crossed: the skipped steps cannot hold a first crossing but by a dip
         for k, r in enumerate(self.records):
             r.evaluated(step, losses[k])
         if self.progress is not None:
@@ -146,6 +202,19 @@ class Loop:
                 for r in self.records:
                     if r.active:
                         r.outpaced(first_in, step)
+
+    def _evaluate_kept(self, until_crossing: list) -> None:
+        """Evaluate the kept steps in order, until every run of ``until_crossing`` has its
+        crossing or stopped (all of them when empty), and forget them."""
+        for kept in self.kept:
+            losses = self._losses(kept.weights)
+            for k, r in enumerate(self.records):
+                now, r.last_gns = r.last_gns, kept.gns[k]  # the eval row carries the step's own values
+                r.evaluated(kept.step, losses[k])
+                r.last_gns = now
+            if until_crossing and all(r.reached is not None or not r.active for r in until_crossing):
+                break
+        self.kept.clear()
 
     def _finish_stopped(self, paused: float) -> None:
         if self.finish is None:

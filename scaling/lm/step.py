@@ -3,8 +3,15 @@ compiled forms, for one run or for K runs vmapped into one program.
 
 Compile reuse: every number a sweep varies is in ``hparams`` (traced), and the jitted functions
 are cached at module level by the static shapes (``StepShape``, the model, the mesh, vmapped or
-not). Runs that differ in lr, betas, warmup, EWA decays, target or seed reuse one executable;
-JAX's persistent compilation cache (``scaling.compile_cache``) carries it across processes.
+not; the evaluation and init by the model alone, so every batch size shares them). Runs that
+differ in lr, betas, warmup, EWA decays, target or seed reuse one executable; JAX's persistent
+compilation cache (``scaling.lm.compile_cache``) carries it across processes.
+
+Per-step costs kept off the path (benchmarks/bench_step_overhead.py): the split-batch noise scale
+is a program of its own that the host runs before the step on measured steps, not a ``lax.cond``
+inside every step (which copied every parameter on every step and cost 10-20% of a tiny step);
+the batch's placement is the step's ``in_shardings``, so the loop hands it a host array
+(``jax.device_put`` of a small array cost more than a tiny model's update).
 
 Batch semantics (docs/design.md): ``batch_size`` sequences per step globally; gradients are
 accumulated over ``batch_size / microbatch_size`` microbatches inside the step (one update per
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import flax.struct
 import jax
@@ -50,10 +57,11 @@ class TrainState:
 
 class Compiled(NamedTuple):
     init: Any  # seed(s) -> TrainState (replicated; stacked [K, ...] when vmapped)
-    step: Any  # (state, batch, hparams) -> (state, metrics)
+    step: Any  # (state, batch, hparams) -> (state, metrics); batch: host or device array
     measuring_step: Any  # the same update with the split-batch noise-scale measurement (see compiled)
-    evaluate: Any  # (state, hparams, val, weights) -> [1 + n_ewa] losses ([K, 1 + n_ewa] when vmapped)
+    evaluate: Any  # (EvalWeights, hparams, val, weights) -> [1 + n_ewa] losses ([K, 1 + n_ewa] when vmapped)
     vmapped: bool
+    snapshot: Any = None  # EvalWeights -> a copy that outlives the next (donating) step
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ class StepShape:
 
 
 _COMPILED: dict[tuple, Compiled] = {}
-_INIT: dict[tuple, Any] = {}  # init depends on the model, n_ewa, the mesh and vmapping only
+_SHARED: dict[tuple, tuple] = {}  # (init, evaluate, snapshot): the model, n_ewa, the mesh and vmapping only
 
 
 # --- the pure step ----------------------------------------------------------------------------
@@ -107,7 +115,7 @@ def gradients(model, params, batch_BxL1, *, n_micro: int, gns: bool, micro_shard
     gradient's rounding: the trajectory is bit-identical with it on or off.
     """
     grad_fn = jax.value_and_grad(partial(loss_fn, model))
-    if n_micro == 1:  # no small-batch statistic here; with gns, train_step measures split batches
+    if n_micro == 1:  # no small-batch statistic here; with gns, split_measurement takes split batches
         loss, grads = grad_fn(params, batch_BxL1)
         return loss, grads, jnp.zeros((), gns_lib.NORM_DTYPE)
     mb = batch_BxL1.shape[0] // n_micro
@@ -145,24 +153,20 @@ def split_measurement(model, params, batch_BxL1, ema: gns_lib.EMAState, *, k: in
 
 
 def train_step(state: TrainState, batch_BxL1: jax.Array, hp: dict, *, model: Transformer, n_micro: int,
-               schedule: str, gns: bool, micro_sharding=None, gns_every: int = TrainConfig.gns_every,
-               gns_split: int = TrainConfig.gns_split, measure: Optional[bool] = None) -> tuple[TrainState, dict]:
+               schedule: str, gns: bool, micro_sharding=None) -> tuple[TrainState, dict]:
     """One optimizer update; a pure function of (state, batch, hparams).
 
-    With ``gns`` the step also updates the EMAs of the unbiased |G|^2 and tr(Sigma) estimates from
-    the microbatch (B_small) and batch (B_big) gradients (McCandlish et al. 2018, App. A; see
-    ``scaling.lm.gns``) and reports ``gns_g2``, ``gns_trace``, ``gns_b_simple`` (in sequences) next to
-    the raw ``grad_sq`` (|G_big|^2) and ``grad_sq_micro`` (mean |G_small|^2).
+    With ``gns`` and microbatches the step also updates the EMAs of the unbiased |G|^2 and
+    tr(Sigma) estimates from the microbatch (B_small) and batch (B_big) gradients (McCandlish et
+    al. 2018, App. A; see ``scaling.lm.gns``) and reports ``gns_g2``, ``gns_trace``,
+    ``gns_b_simple`` (in sequences) next to the raw ``grad_sq`` (|G_big|^2) and ``grad_sq_micro``
+    (mean |G_small|^2).
 
-    With one microbatch (``n_micro == 1``) there is no small batch in the step, so on steps where
-    ``state.step % gns_every == 0`` (a ``lax.cond``: the others pay nothing) the batch is split
-    into ``gns_split`` parts whose extra gradients give the statistics (``split_measurement``);
-    the EMA advances once per measured step (decay ``gns.DEFAULT_DECAY`` per measurement) and the
-    raw ``grad_sq``/``grad_sq_micro`` are NaN on the other steps. The update never sees these
-    gradients: the trajectory is bit-identical with ``gns`` on or off. ``measure`` (static) takes
-    that decision out of the program (True: measure, False: skip): under ``vmap`` the step is
-    batched, so a ``lax.cond`` on it would become a select that pays for the measurement every
-    step; ``scaling.lm.many`` compiles both variants and picks one per step on the host.
+    With one microbatch (``n_micro == 1``) there is no small batch in the step: the measurement
+    is a program of its own (``split_measurement``) that the caller runs before the step on
+    measured steps (``Compiled.measuring_step``); this step only reports the EMA it is given and
+    NaN raw statistics. The update is the same program with the noise scale on or off, so the
+    trajectory is bit-identical either way.
     """
     loss, grads, sq_sum = gradients(model, state.params, batch_BxL1, n_micro=n_micro, gns=gns,
                                     micro_sharding=micro_sharding)
@@ -171,19 +175,10 @@ def train_step(state: TrainState, batch_BxL1: jax.Array, hp: dict, *, model: Tra
                               ewa=ewa_lib.update(state.ewa, params, hp["ewa_decays"]))
     metrics = {"train_loss": loss, "lr": lr, "grad_norm": grad_norm}
     if gns and n_micro == 1:
-        def skip(ema):
-            nan = jnp.full((), jnp.nan, gns_lib.NORM_DTYPE)
-            return ema, nan, nan
-
-        measured = partial(split_measurement, model, state.params, batch_BxL1, k=gns_split)
-        if measure is None:
-            gns_ema, big, small = jax.lax.cond(state.step % gns_every == 0, measured, skip, state.gns_ema)
-        else:
-            gns_ema, big, small = (measured if measure else skip)(state.gns_ema)
-        new_state = new_state.replace(gns_ema=gns_ema)
-        metrics["grad_sq"] = big  # |G_big|^2 over the whole batch (pre-clip); NaN when not measured
-        metrics["grad_sq_micro"] = small  # mean |G_small|^2 over the gns_split parts
-        metrics.update(gns_lib.metrics(gns_ema))
+        nan = jnp.full((), jnp.nan, gns_lib.NORM_DTYPE)
+        metrics["grad_sq"] = nan  # |G_big|^2 (pre-clip), set by measuring_step on measured steps
+        metrics["grad_sq_micro"] = nan  # mean |G_small|^2 over the gns_split parts, likewise
+        metrics.update(gns_lib.metrics(state.gns_ema))
     elif gns:
         stats = gns_lib.from_sq_norms(sq_sum, grads, n_micro, batch_BxL1.shape[0] // n_micro)
         g2, trace = gns_lib.estimates(stats)
@@ -195,6 +190,19 @@ def train_step(state: TrainState, batch_BxL1: jax.Array, hp: dict, *, model: Tra
     return new_state, metrics
 
 
+def measuring(step, measure):
+    """The step with the split-batch measurement first: ``measure`` reads the parameters before
+    ``step`` (which donates them; the runtime orders the two) and its EMA goes into the state the
+    step receives, so the step reports the updated EMA; the raw statistics replace its NaNs."""
+
+    def measuring_step(state, batch, hp):
+        ema, big, small = measure(state.params, batch, state.gns_ema)
+        new_state, metrics = step(state.replace(gns_ema=ema), batch, hp)
+        return new_state, {**metrics, "grad_sq": big, "grad_sq_micro": small}
+
+    return measuring_step
+
+
 def init_state(seed: jax.Array, *, model: Transformer, n_ewa: int) -> TrainState:
     init_key, rng = jax.random.split(jax.random.key(seed))
     params = init_params(model, init_key)
@@ -202,48 +210,63 @@ def init_state(seed: jax.Array, *, model: Transformer, n_ewa: int) -> TrainState
                       ewa=ewa_lib.init(params, n_ewa), rng=jax.random.key_data(rng), gns_ema=gns_lib.ema_init())
 
 
-def _jit_step(model: Transformer, shape: StepShape, mesh, *, vmapped: bool, shared_batch: bool,
-              measure: Optional[bool]):
+def _jit_step(model: Transformer, shape: StepShape, mesh, *, vmapped: bool, shared_batch: bool):
+    """The jitted step. ``in_shardings`` place the batch ([B, L+1] split over the data axis; a
+    stacked [K, B, L+1] batch split on B), so the loop may pass a host array; state and hparams
+    are replicated."""
     repl = parallel.replicated(mesh)
     micro = parallel.microbatch_sharding(mesh) if shape.n_micro > 1 else None
-    gns_kwargs = {"gns_every": shape.gns_every, "gns_split": shape.gns_split} if shape.split_gns else {}
     step = partial(train_step, model=model, n_micro=shape.n_micro, schedule=shape.schedule, gns=shape.gns,
-                   micro_sharding=micro, measure=measure, **gns_kwargs)
+                   micro_sharding=micro)
+    batch = _batch_sharding(mesh, vmapped, shared_batch)
     if vmapped:
         step = jax.vmap(step, in_axes=(0, None if shared_batch else 0, 0))
-    return jax.jit(step, donate_argnums=(0,), out_shardings=(repl, repl))
+    return jax.jit(step, donate_argnums=(0,), in_shardings=(repl, batch, repl), out_shardings=(repl, repl))
+
+
+def _jit_measure(model: Transformer, shape: StepShape, mesh, *, vmapped: bool, shared_batch: bool):
+    """(params, batch, EMA) -> (EMA, |G_big|^2, mean |G_small|^2): ``split_measurement`` jitted."""
+    repl = parallel.replicated(mesh)
+    measure = partial(split_measurement, model, k=shape.gns_split)
+    if vmapped:
+        measure = jax.vmap(measure, in_axes=(0, None if shared_batch else 0, 0))
+    return jax.jit(measure, in_shardings=(repl, _batch_sharding(mesh, vmapped, shared_batch), repl),
+                   out_shardings=repl)
+
+
+def _batch_sharding(mesh, vmapped: bool, shared_batch: bool):
+    return parallel.microbatch_sharding(mesh) if vmapped and not shared_batch else parallel.batch_sharding(mesh)
+
+
+def _copy(tree):
+    return jax.tree_util.tree_map(jnp.copy, tree)
 
 
 def compiled(model: Transformer, shape: StepShape, mesh, *, vmapped: bool = False,
              shared_batch: bool = True) -> Compiled:
     """The jitted init/step/eval for these static shapes, built once per process.
 
-    One run (``vmapped=False``): with the split-batch noise scale the step measures on steps
-    where ``state.step % gns_every == 0`` through a ``lax.cond`` (the other steps pay nothing),
-    so ``step`` and ``measuring_step`` are one program. K runs (``vmapped=True``): the step
-    counter is batched, so a ``lax.cond`` on it would become a select that pays for the
-    measurement every step; the two variants are compiled separately and the host picks one per
-    step (``train_step(measure=...)``).
+    With the split-batch noise scale, ``step`` never measures and ``measuring_step`` runs the
+    measurement program and then ``step`` (the loop calls it on steps where ``state.step %
+    gns_every == 0``); otherwise the two are one. ``init``, ``evaluate`` and ``snapshot`` depend
+    on the model only (not the batch size), so runs at every batch size share them.
     """
-    key = (model.config, model.vocab_size, shape, vmapped, vmapped and shared_batch,
-           tuple(d.id for d in mesh.devices.flat))
+    devices = tuple(d.id for d in mesh.devices.flat)
+    key = (model.config, model.vocab_size, shape, vmapped, vmapped and shared_batch, devices)
     if key not in _COMPILED:
         repl = parallel.replicated(mesh)
-        init_key = (model.config, model.vocab_size, shape.n_ewa, vmapped, key[-1])
-        if init_key not in _INIT:
+        shared_key = (model.config, model.vocab_size, shape.n_ewa, vmapped, devices)
+        if shared_key not in _SHARED:
             init = partial(init_state, model=model, n_ewa=shape.n_ewa)
-            _INIT[init_key] = jax.jit(jax.vmap(init) if vmapped else init, out_shardings=repl)
-        evaluate = make_eval(model)
-        if vmapped:
-            evaluate = jax.vmap(evaluate, in_axes=(0, 0, None, None))
-            plain = _jit_step(model, shape, mesh, vmapped=True, shared_batch=shared_batch,
-                              measure=False if shape.split_gns else None)
-            measuring = (_jit_step(model, shape, mesh, vmapped=True, shared_batch=shared_batch, measure=True)
-                         if shape.split_gns else plain)
-        else:
-            plain = measuring = _jit_step(model, shape, mesh, vmapped=False, shared_batch=True, measure=None)
-        _COMPILED[key] = Compiled(init=_INIT[init_key], step=plain, measuring_step=measuring,
-                                  evaluate=jax.jit(evaluate, out_shardings=repl), vmapped=vmapped)
+            evaluate = jax.vmap(make_eval(model), in_axes=(0, 0, None, None)) if vmapped else make_eval(model)
+            _SHARED[shared_key] = (jax.jit(jax.vmap(init) if vmapped else init, out_shardings=repl),
+                                   jax.jit(evaluate, out_shardings=repl), jax.jit(_copy, out_shardings=repl))
+        init, evaluate, snapshot = _SHARED[shared_key]
+        step = _jit_step(model, shape, mesh, vmapped=vmapped, shared_batch=shared_batch)
+        measuring_step = (measuring(step, _jit_measure(model, shape, mesh, vmapped=vmapped, shared_batch=shared_batch))
+                          if shape.split_gns else step)
+        _COMPILED[key] = Compiled(init=init, step=step, measuring_step=measuring_step, evaluate=evaluate,
+                                  vmapped=vmapped, snapshot=snapshot)
     return _COMPILED[key]
 
 

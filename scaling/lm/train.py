@@ -128,6 +128,10 @@ class Session:
         return len(self.loaders) == 1
 
     def next_batch(self):
+        """The step's batch. One process: the host array, placed by the step's in_shardings
+        (``jax.device_put`` of a small array costs more than a tiny model's update)."""
+        if jax.process_count() == 1:
+            return self.loaders[0].next_batch() if self.shared_batch else np.stack([ld.next_batch() for ld in self.loaders])
         if self.shared_batch:
             return parallel.shard_batch(self.loaders[0].next_batch(), self.batch_sharding)
         return parallel.put_global(np.stack([ld.next_batch() for ld in self.loaders]), self.batch_sharding)
@@ -228,7 +232,8 @@ def train_runs(configs: list, run_dirs: list, *, vmapped: bool, race: bool = Fal
 
     evals = frozenset(eval_steps(first.total_steps, first.tokens_per_step, first.eval))
     schedule = Schedule(total=first.total_steps, evals=evals, checkpoint_every=checkpoint_every(first),
-                        gns_every=first.gns_every if vmapped and step_shape(first, session.info["microbatch_size"]).split_gns else None)
+                        gns_every=first.gns_every if step_shape(first, session.info["microbatch_size"]).split_gns else None,
+                        sparse_every=first.eval.sparse_every, near_target=first.eval.near_target)
     bar = Progress(records[0], first.total_steps) if progress and session.writer and not vmapped else None
     loop = Loop(fns=session.fns, hp=session.hp, val=session.val, next_batch=session.next_batch, records=records,
                 schedule=schedule, race=race, save=save, finish=finish, progress=bar)
