@@ -68,7 +68,8 @@ def _check(root: Path, expected_table: list) -> None:
 
 
 class Killer(threading.Thread):
-    """SIGKILLs the process holding the first claim whose run has ``ready(run_dir)``: a Ray worker."""
+    """SIGKILLs the process holding the first claim whose run it has started (its ``start``
+    event) and has ``ready(run_dir)``: a Ray worker, mid-run."""
 
     def __init__(self, root: Path, ready=lambda run_dir: True, timeout_s: float = 240.0):
         super().__init__(daemon=True)
@@ -79,7 +80,10 @@ class Killer(threading.Thread):
         while self.killed is None and time.time() < self.deadline:
             for name, info in live_claims(self.root / "locks").items():
                 run_dir = self.root / name
-                if info.pid not in (0, os.getpid()) and rundir.read_status(run_dir) is None and self.ready(run_dir):
+                started = any(e["event"] == "start" and e["run_id"] == name and e["worker"].endswith(f":{info.pid}")
+                              for e in events(self.root))
+                if info.pid not in (0, os.getpid()) and started and rundir.read_status(run_dir) is None \
+                        and self.ready(run_dir):
                     os.kill(info.pid, signal.SIGKILL)
                     self.killed = (name, info.pid)
                     return
@@ -126,8 +130,10 @@ def test_interrupted_driver_stops_its_tasks_and_a_rerun_finishes(tmp_path):
     threading.Thread(target=interrupt_after_some_runs, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         run_ray(grid, out, workers=2, print_fn=None, driver_poll_s=0.2, **FAST)
-    time.sleep(0.5)
-    assert not live_claims(out / "locks")  # the cancelled workers released their claims
+    deadline = time.time() + 30
+    while live_claims(out / "locks") and time.time() < deadline:
+        time.sleep(0.05)
+    assert not live_claims(out / "locks")  # released, or their worker process is gone
     unfinished = [d for d in run_dirs(out) if rundir.read_status(d) is None]
     assert len(run_dirs(out)) > len(unfinished)
     outcome = run_ray(grid, out, workers=2, print_fn=None, **FAST)

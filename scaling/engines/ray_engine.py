@@ -13,7 +13,8 @@ the cluster places them. Ray schedules; the sweep directory and its claims decid
   that failed for good; the workers' own lines reach it through Ray's log forwarding;
 - Ctrl-C cancels the tasks (a KeyboardInterrupt inside each: claims released, unfinished runs
   resume next time), waits ``CANCEL_GRACE_S``, then forces them; a local Ray instance started
-  here is shut down.
+  here is shut down. Each task has a process of its own (``max_calls=1``), which exits with it,
+  so a claim whose release an interrupt cut short belongs to a dead process, stale at once.
 
 With no ``address`` and no Ray already initialised in this process, a local instance is
 started (every CPU and GPU of this machine). On a cluster every node needs this package
@@ -68,7 +69,7 @@ def run_ray(grid_path, out=None, *, address: Optional[str] = None, workers: int 
     if started_here:
         ray.init(address=address, **{"include_dashboard": False, **(init_kwargs or {})})
     report = Report(sweep.root, call.options["started"], ENGINE, print_fn)
-    task = ray.remote(ray_worker).options(
+    task = ray.remote(max_calls=1)(ray_worker).options(
         num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, resources=dict(resources or {}),
         max_retries=max_retries, retry_exceptions=False, runtime_env={"env_vars": forwarded_env()})
     refs = [task.remote(call, i) for i in range(workers)]
