@@ -89,6 +89,7 @@ class StepShape:
 
 _COMPILED: dict[tuple, Compiled] = {}
 _SHARED: dict[tuple, tuple] = {}  # (init, evaluate, snapshot): the model, n_ewa, the mesh and vmapping only
+_PARAM_SHAPES: dict[tuple, Any] = {}
 
 
 # --- the pure step ----------------------------------------------------------------------------
@@ -208,6 +209,15 @@ def init_state(seed: jax.Array, *, model: Transformer, n_ewa: int) -> TrainState
     params = init_params(model, init_key)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optim.init_state(params),
                       ewa=ewa_lib.init(params, n_ewa), rng=jax.random.key_data(rng), gns_ema=gns_lib.ema_init())
+
+
+def param_shapes(model: Transformer) -> Any:
+    """The parameter pytree as ``jax.ShapeDtypeStruct`` leaves, traced once per model (a run's
+    set-up counts parameters; tracing the init every run cost ~0.1 s)."""
+    key = (model.config, model.vocab_size)
+    if key not in _PARAM_SHAPES:
+        _PARAM_SHAPES[key] = jax.eval_shape(lambda: init_params(model, jax.random.key(0)))
+    return _PARAM_SHAPES[key]
 
 
 def _jit_step(model: Transformer, shape: StepShape, mesh, *, vmapped: bool, shared_batch: bool):

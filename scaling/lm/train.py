@@ -32,7 +32,7 @@ from scaling.lm.evaluation import chunk_validation, eval_steps
 from scaling.lm.loop import Loop, Progress, Schedule
 from scaling.lm.model import build, count_params, flops_per_token
 from scaling.lm.record import WORKLOAD, RunRecord
-from scaling.lm.step import compiled, init_state, step_shape
+from scaling.lm.step import compiled, param_shapes, step_shape
 from scaling.store import truncate_jsonl
 from scaling.trackers import open_tracker
 
@@ -169,8 +169,7 @@ def setup(configs: list, run_dirs: list, *, vmapped: bool) -> Session:
     chunks, weights = chunk_validation(val, first.eval.batch_size, n_dev)
     val_sharding = parallel.microbatch_sharding(mesh)
     batch_sharding = parallel.microbatch_sharding(mesh) if vmapped and not shared else parallel.batch_sharding(mesh)
-    shapes = jax.eval_shape(lambda s: init_state(s, model=model, n_ewa=len(first.ewa_decays)), np.int32(0))
-    counts = count_params(shapes.params)
+    counts = count_params(param_shapes(model))
     info = run_info(first, dataset, vocab=model.vocab_size, n_dev=n_dev, micro=micro, counts=counts,
                     eval_sequences=int(val.shape[0]))
     writer = parallel.is_writer()
