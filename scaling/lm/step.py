@@ -9,9 +9,9 @@ compilation cache (``scaling.lm.compile_cache``) carries it across processes.
 
 Per-step costs kept off the path (benchmarks/bench_step_overhead.py): the split-batch noise scale
 is a program of its own that the host runs before the step on measured steps, not a ``lax.cond``
-inside every step (which copied every parameter on every step and cost 10-20% of a tiny step);
-the batch's placement is the step's ``in_shardings``, so the loop hands it a host array
-(``jax.device_put`` of a small array cost more than a tiny model's update).
+inside every step (which copied every parameter on every step); the batch's placement is the
+step's ``in_shardings``, so the loop hands it a host array (``jax.device_put`` of a small array
+took ~0.2 ms, a few percent of a tiny step).
 
 Batch semantics (docs/design.md): ``batch_size`` sequences per step globally; gradients are
 accumulated over ``batch_size / microbatch_size`` microbatches inside the step (one update per
