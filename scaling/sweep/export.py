@@ -134,13 +134,18 @@ def _cell(v) -> str:
     return " ".join(str(v).split())
 
 
-def steps_csv(rows: list) -> str:
+def table_csv(rows: list, columns) -> str:
+    """Rows as CSV text with ``columns`` in order (None empty, whole floats without a point)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
+    w.writerow(columns)
     for r in rows:
-        w.writerow([_cell(r.get(c)) for c in COLUMNS])
+        w.writerow([_cell(r.get(c)) for c in columns])
     return buf.getvalue()
+
+
+def steps_csv(rows: list) -> str:
+    return table_csv(rows, COLUMNS)
 
 
 def write_steps_csv(rows: list, path: "str | os.PathLike") -> None:

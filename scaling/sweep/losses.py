@@ -13,13 +13,11 @@ listed. Diverged and failed runs are listed with their status and no loss: they 
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 
 from scaling.store import atomic_write_text
-from scaling.sweep.export import _cell
+from scaling.sweep.export import table_csv
 from scaling.sweep.records import find_sweeps, read_sweep
 
 LOSS_COLUMNS = ("params", "tokens", "batch_size", "lr", "loss", "seq_len", "seed", "status", "model", "phase",
@@ -72,12 +70,7 @@ def loss_rows(runs_dir: "str | os.PathLike") -> tuple:
 
 
 def losses_csv(rows: list) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(LOSS_COLUMNS)
-    for r in rows:
-        w.writerow([_cell(r.get(c)) for c in LOSS_COLUMNS])
-    return buf.getvalue()
+    return table_csv(rows, LOSS_COLUMNS)
 
 
 def write_losses_csv(rows: list, path: "str | os.PathLike") -> None:
