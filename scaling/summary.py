@@ -21,6 +21,7 @@ keys), not from their sentence.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -96,6 +97,15 @@ class RunSummary:
 
     def replace(self, **changes) -> "RunSummary":
         return dataclasses.replace(self, **changes)
+
+
+def reference_loss(summary: Mapping[str, Any]) -> Optional[float]:
+    """The loss Definition 1 compares: final EWA eval loss if recorded, else final eval loss."""
+    for key in ("final_eval_loss_ewa", "final_eval_loss"):
+        v = summary.get(key)
+        if v is not None and math.isfinite(float(v)):
+            return float(v)
+    return None
 
 
 def legacy_censored_by(data: Mapping[str, Any]) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from scaling import rundir
-from scaling.summary import OUTPACED
+from scaling.summary import OUTPACED, reference_loss
 from scaling.analysis.definitions import cbs_from_curve
 from scaling.sweep import search
 from scaling.sweep.plan import CHASE, REFERENCE, midpoint, refine_candidates
@@ -39,14 +39,6 @@ class Wanted:
     record: dict = field(default_factory=dict)  # group -> what each search tried and why it stopped
 
 
-def _final_loss(summary: dict) -> Optional[float]:
-    for key in ("final_eval_loss_ewa", "final_eval_loss"):
-        v = summary.get(key)
-        if v is not None and math.isfinite(float(v)):
-            return float(v)
-    return None
-
-
 def chase_outcome(summary: Optional[dict]) -> Optional[search.Outcome]:
     """A chase run's finished result for the search; None while unfinished (or failed: retried)."""
     if summary is None or summary.get("status") == "failed":
@@ -54,17 +46,17 @@ def chase_outcome(summary: Optional[dict]) -> Optional[search.Outcome]:
     if summary.get("status") == "diverged":
         return search.Outcome(loss=math.inf)
     if summary.get("status") == "done" and summary.get("steps_to_target") is not None:
-        return search.Outcome(steps=float(summary["steps_to_target"]), loss=_final_loss(summary))
+        return search.Outcome(steps=float(summary["steps_to_target"]), loss=reference_loss(summary))
     if summary.get("censored_by") == OUTPACED:
         return search.Outcome()  # slower than the best so far: not comparable by loss
-    return search.Outcome(loss=_final_loss(summary))
+    return search.Outcome(loss=reference_loss(summary))
 
 
 def reference_outcome(summaries: list) -> Optional[search.Outcome]:
     """One lr at B_ref over its seeds: their mean final loss (Definition 1)."""
     if any(s is None or s.get("status") == "failed" for s in summaries):
         return None
-    losses = [_final_loss(s) for s in summaries if s.get("status") in USABLE]
+    losses = [reference_loss(s) for s in summaries if s.get("status") in USABLE]
     losses = [x for x in losses if x is not None]
     return search.Outcome(loss=sum(losses) / len(losses) if losses else math.inf)
 

@@ -19,7 +19,6 @@ Layout of a sweep directory::
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from scaling import rundir
 from scaling.errors import ScalingError
 from scaling.store import append_jsonl, atomic_write_json, read_json
 from scaling.identity import run_id
+from scaling.summary import reference_loss
 from scaling.sweep import adaptive, edits
 from scaling.sweep.grid import ADAPTIVE
 from scaling.sweep.plan import REFERENCE, Plan, RunSpec, build, with_target
@@ -54,15 +54,6 @@ class Run:
     @property
     def label(self) -> str:
         return f"{self.run_id} {self.spec.label}"
-
-
-def reference_loss(summary: dict) -> Optional[float]:
-    """The loss Definition 1 compares: final EWA eval loss if recorded, else final eval loss."""
-    for key in ("final_eval_loss_ewa", "final_eval_loss"):
-        v = summary.get(key)
-        if v is not None and math.isfinite(float(v)):
-            return float(v)
-    return None
 
 
 def definition1_target(summaries: list) -> tuple:

@@ -38,10 +38,10 @@ from scaling import rundir
 from scaling.sweep import locks
 from scaling.sweep.grid import ADAPTIVE, AUTO
 from scaling.sweep.plan import REFERENCE
-from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, SweepState, reference_loss
+from scaling.sweep.protocol import LOCKS, RUN_INFO, Run, SweepState
 from scaling.errors import storage_error
 from scaling.store import atomic_write_json, atomic_write_text, refuse_links_in
-from scaling.summary import CAP, IMPLIED, RunSummary
+from scaling.summary import CAP, IMPLIED, RunSummary, reference_loss
 
 DEFAULT_POLL_S = 2.0  # how often an idle worker looks for work that became available
 ERROR_FILE = "error.txt"
