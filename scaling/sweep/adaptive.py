@@ -100,7 +100,7 @@ def wanted_runs(state, targets: dict) -> Wanted:
 def reference(state, cells: GroupCells, b_ref: int, out: Wanted) -> search.Search:
     def result(i, cap):
         runs = [state.run_for(cells.index[(b_ref, i, seed)], None) for seed in cells.seeds]
-        out.runs += [r for r in runs if r not in out.runs]
+        out.runs += runs  # each lr is asked for once per replay
         return reference_outcome([rundir.read_summary(r.run_dir) for r in runs])
 
     start = search.start_index(cells.lrs, state.plan.grid.lr_start)
