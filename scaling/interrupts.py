@@ -4,14 +4,14 @@ Two things go wrong with Python's default SIGINT handler in a JAX process (found
 SIGINT to ``scaling train``):
 
 - a ``KeyboardInterrupt`` raised while the interpreter runs a garbage-collection callback (JAX
-  registers one) or a ``__del__`` is printed as "Exception ignored" and dropped: the run goes
+  registers one), a weakref callback or a ``__del__`` is printed as "Exception ignored" and dropped: the run goes
   on to its end and exits 0;
 - one raised while orbax writes a checkpoint leaves orbax's writer threads running into
   interpreter shutdown, where they print pages of tracebacks after the command's own line.
 
-``install()`` (called by the CLI) sets a handler that re-delivers an interrupt a moment later
-when it arrives in such a place; ``deferred()`` holds an interrupt back until a block (a
-checkpoint save or restore) is done, then raises it. Resuming is exact either way: a run
+``install()`` (called by the CLI) sets a handler that raises, and a ``sys.unraisablehook`` that
+re-delivers an interrupt a moment later when the interpreter dropped it; ``deferred()`` holds an
+interrupt back until a block (a checkpoint save or restore) is done, then raises it. Resuming is exact either way: a run
 restarts from its last complete checkpoint.
 """
 
@@ -19,29 +19,33 @@ from __future__ import annotations
 
 import _thread
 import contextlib
-import gc
 import signal
+import sys
 import threading
 
-REDELIVER_S = 0.05  # seconds before an interrupt that arrived in a gc callback is raised again
-SWALLOWING = ("__del__",)  # functions whose exceptions the interpreter prints and drops
+REDELIVER_S = 0.05  # seconds before an interrupt that the interpreter dropped is raised again
 
 
-def _swallowed_here(frame) -> bool:
-    """Whether an exception raised in ``frame`` would be dropped: it runs inside a gc callback or
-    a finalizer."""
-    codes = {getattr(cb, "__code__", None) for cb in gc.callbacks} - {None}
-    while frame is not None:
-        if frame.f_code in codes or frame.f_code.co_name in SWALLOWING:
-            return True
-        frame = frame.f_back
-    return False
+def _redeliver_dropped(previous_hook):
+    """``sys.unraisablehook`` that re-raises a dropped ``KeyboardInterrupt`` in the main thread.
+
+    Every place where the interpreter prints "Exception ignored" and drops an exception (a gc
+    callback, a weakref callback run by the collector, a ``__del__``) reports it through
+    ``sys.unraisablehook``; anything else goes on to the hook that was there before."""
+
+    def hook(unraisable):
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            timer = threading.Timer(REDELIVER_S, _thread.interrupt_main)
+            timer.daemon = True
+            timer.start()
+            return
+        previous_hook(unraisable)
+
+    hook.redelivers = True
+    return hook
 
 
 def _handler(signum, frame):
-    if _swallowed_here(frame):
-        threading.Timer(REDELIVER_S, _thread.interrupt_main).start()
-        return
     raise KeyboardInterrupt
 
 
@@ -50,9 +54,12 @@ def _main_thread() -> bool:
 
 
 def install() -> None:
-    """SIGINT raises ``KeyboardInterrupt`` where it cannot be swallowed (main thread only)."""
+    """SIGINT raises ``KeyboardInterrupt``, and one the interpreter drops is raised again a
+    moment later (main thread only)."""
     if _main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _handler)
+        if not getattr(sys.unraisablehook, "redelivers", False):
+            sys.unraisablehook = _redeliver_dropped(sys.unraisablehook)
 
 
 @contextlib.contextmanager
