@@ -143,3 +143,15 @@ def test_per_model_lr_grid_widens_one_model_only(tmp_path):
     assert lrs["a"] == set(NQM_GRID["lrs"]) and lrs["b"] == {0.025, 0.05, 0.8, 1.6}
     with pytest.raises(ScalingError, match=r"models\[0\].lrs"):
         parse_grid({**NQM_GRID, "models": [{"dim": 32, "lrs": [-1]}]})
+
+
+def test_per_model_seeds_replicate_one_model_only(tmp_path):
+    grid = write_grid(tmp_path / "g.yaml", seeds=[0],
+                      models=[{"dim": 32, "name": "a"}, {"dim": 64, "name": "b", "seeds": [0, 1]}])
+    plan = expand(load_grid(grid), W)
+    seeds = {m: {r.seed for r in plan.runs if r.group.startswith(m + "@")} for m in ("a", "b")}
+    assert seeds == {"a": {0}, "b": {0, 1}}
+    runs_b = [r for r in plan.runs if r.group.startswith("b@")]
+    assert len(runs_b) == 2 * len([r for r in plan.runs if r.group.startswith("a@")])
+    with pytest.raises(ScalingError, match=r"models\[0\].seeds"):
+        parse_grid({**NQM_GRID, "models": [{"dim": 32, "seeds": [0.5]}]})

@@ -38,8 +38,9 @@ Workload-specific content lives in ``base`` (merged into every run's config) and
     refine: 0                     # adaptive: batch sizes added at geometric midpoints around the CBS
 
 Reserved keys in a model entry: ``name``, ``tokens``, ``tokens_per_param`` (override the data
-sizes for that model), ``target`` (an explicit loss for that model's groups) and ``lrs`` (that
-model's learning-rate grid, e.g. widened where a winning lr sat at the edge of the global one).
+sizes for that model), ``target`` (an explicit loss for that model's groups), ``lrs`` (that
+model's learning-rate grid, e.g. widened where a winning lr sat at the edge of the global one) and
+``seeds`` (that model's seeds, e.g. replicates for the one family whose law should carry seed noise).
 Everything is validated before anything runs; a bad file raises ``ScalingError`` (exit 2).
 """
 
@@ -60,7 +61,7 @@ DEFINITION1 = "definition1"  # Zhang et al. 2024, Definition 1
 DEFAULT_MAX_TOKENS_FACTOR = 4.0  # token cap of target-chasing runs, as a multiple of D
 DEFAULT_WORKLOAD = "lm"
 AUTO = "auto"  # ``together: auto``: vmapped groups on an accelerator, one run at a time on a CPU
-RESERVED_MODEL_KEYS = ("name", "tokens", "tokens_per_param", "target", "lrs")
+RESERVED_MODEL_KEYS = ("name", "tokens", "tokens_per_param", "target", "lrs", "seeds")
 # the config section a model entry's bare keys go to ({d_model: 32} -> {model: {d_model: 32}})
 MODEL_SECTION = {"lm": "model"}
 # the config key warmup_fraction sets, per workload
@@ -104,6 +105,7 @@ class ModelSpec:
     tokens_per_param: tuple = ()
     target: Optional[float] = None
     lrs: tuple = ()  # this model's lr grid (widened where a winner sat at the edge); () = the grid's
+    seeds: tuple = ()  # this model's seeds (replicates where seed noise is measured); () = the grid's
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,7 @@ def _parse_models(data: dict, workload: str, where: str, top_keys: Optional[set]
         tpp = entry.pop("tokens_per_param", None)
         target = entry.pop("target", None)
         lrs = entry.pop("lrs", None)
+        seeds = entry.pop("seeds", None)
         fragment = _expand_shorthand(workload, entry, top_keys)
         if name is None:
             name = _model_name(fragment, i)
@@ -272,7 +275,9 @@ def _parse_models(data: dict, workload: str, where: str, top_keys: Optional[set]
             tokens=_number_list(tokens, f"{key}.tokens", where, integer=True) if tokens is not None else (),
             tokens_per_param=_number_list(tpp, f"{key}.tokens_per_param", where) if tpp is not None else (),
             target=_number(target, f"{key}.target", where) if target is not None else None,
-            lrs=tuple(sorted(set(_number_list(lrs, f"{key}.lrs", where)))) if lrs is not None else ()))
+            lrs=tuple(sorted(set(_number_list(lrs, f"{key}.lrs", where)))) if lrs is not None else (),
+            seeds=tuple(dict.fromkeys(_number_list(seeds, f"{key}.seeds", where, integer=True, positive=False)))
+            if seeds is not None else ()))
     names = [m.name for m in models]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
@@ -309,7 +314,7 @@ def parse_grid(data: Any, source: str = "grid", top_keys: Optional[set] = None,
         if not (m.tokens or m.tokens_per_param or tokens or tpp):
             _bad(where, f"model {m.name!r} has no data size: give 'tokens' and/or 'tokens_per_param'")
     models = tuple(m if (m.tokens or m.tokens_per_param) else
-                   ModelSpec(m.name, m.fragment, tokens, tpp, m.target, m.lrs) for m in models)
+                   ModelSpec(m.name, m.fragment, tokens, tpp, m.target, m.lrs, m.seeds) for m in models)
     ref = data.get("reference_batch")
     ref = _number(ref, "reference_batch", where, integer=True) if ref is not None else None
     notes = ()

@@ -144,7 +144,7 @@ def expand(grid: Grid, workload) -> Plan:
             for b in batches:
                 phase = REFERENCE if explicit is None and b == grid.reference_batch else CHASE
                 for lr in (m.lrs or grid.lrs):
-                    for seed in grid.seeds:
+                    for seed in (m.seeds or grid.seeds):
                         max_tokens = None if phase == REFERENCE else cap
                         spec = _spec(grid, workload, m.fragment, batch=b, lr=lr, seed=seed,
                                      tokens=tokens, max_tokens=max_tokens)
