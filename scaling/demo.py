@@ -13,6 +13,7 @@ a finished demo only re-prints.
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -28,6 +29,16 @@ FIT_FILE = "fit_tokens.json"
 MIN_GROUPS_FOR_LAW = 3  # a power law through fewer data sizes has no residual to judge it by
 DEMO_FIGURES = ("fig_steps_vs_batch_data_sizes", "fig_cbs_vs_data_size", "fig_loss_vs_tokens")
 WORKLOAD_GRIDS = {"lm": DEMO_GRID, "nqm": DEMO_GRID.parent / "nqm_demo.yaml"}
+MAX_DEMO_WORKERS = 2  # the adaptive search's waves rarely hold more runs than this at once
+
+
+def default_workers(workload: str) -> int:
+    """Worker processes for the demo: one per core (at most MAX_DEMO_WORKERS) for the LM; the NQM
+    demo takes seconds, less than starting another process costs."""
+    if workload != "lm":
+        return 1
+    return max(1, min(MAX_DEMO_WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
 
 
 def best_per_batch(rows: list) -> list:

@@ -10,15 +10,16 @@ def add_arguments(p) -> None:
                    help="lm: a tiny language model (minutes); nqm: the noisy quadratic model (seconds)")
     p.add_argument("--out", default=None, metavar="DIR", help="sweep directory (default runs/demo, or runs/nqm_demo)")
     p.add_argument("--grid", default=None, metavar="GRID", help="another grid file (default runs/grids/demo.yaml)")
-    p.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes (default 1)")
+    p.add_argument("--workers", type=int, default=None, metavar="K",
+                   help="worker processes (default: lm one per CPU core, at most 2; nqm 1)")
     p.add_argument("--quiet", action="store_true", help="no per-run lines")
     p.add_argument("--no-figures", action="store_true", help="do not draw the figures")
 
 
 def run(args) -> int:
-    from scaling.demo import WORKLOAD_GRIDS, demo
+    from scaling.demo import WORKLOAD_GRIDS, default_workers, demo
 
     grid = args.grid or WORKLOAD_GRIDS[args.workload]
     out = args.out or ("runs/demo" if args.workload == "lm" else "runs/nqm_demo")
-    demo(out=out, grid=grid, workers=args.workers, quiet=args.quiet, figures=not args.no_figures)
+    demo(out=out, grid=grid, workers=args.workers or default_workers(args.workload), quiet=args.quiet, figures=not args.no_figures)
     return 0
