@@ -54,3 +54,42 @@ def test_every_run_has_one_identity():
         spec = {k: v for k, v in config["config"].items() if k != "derived"}
         assert d.name == config["run_id"] == summary.run_id == run_id("lm", TrainConfig.from_dict(spec)), d
         assert summary.status != "censored" or summary.censored_by in CENSORED_BY
+
+
+# Refitting the shipped table reproduces the shipped numbers to this relative tolerance: the
+# bootstrap is seeded, but NumPy/SciPy releases may change the last bits of a least-squares fit.
+REFIT_RTOL = 1e-6
+REFIT_ATOL = 1e-9  # bootstrap draws of exponents near zero
+
+
+def _assert_close(new, old, where="$"):
+    if isinstance(old, dict):
+        assert isinstance(new, dict) and set(new) == set(old), where
+        for k in old:
+            _assert_close(new[k], old[k], f"{where}.{k}")
+    elif isinstance(old, list):
+        assert isinstance(new, list) and len(new) == len(old), where
+        for i, (a, b) in enumerate(zip(new, old)):
+            _assert_close(a, b, f"{where}[{i}]")
+    elif isinstance(old, float) and not isinstance(new, bool):
+        assert new == pytest.approx(old, rel=REFIT_RTOL, abs=REFIT_ATOL), where
+    elif where.endswith(".source"):  # the steps table's path: the copy's lies elsewhere
+        assert Path(new).name == Path(old).name, where
+    else:
+        assert new == old, where
+
+
+def test_the_documented_command_regenerates_the_shipped_results(tmp_path):
+    """``python scripts/reference_results.py runs/cpu_reference`` from the run records alone: the
+    same steps table byte for byte, and the same CBS and laws (to REFIT_RTOL, REFIT_ATOL)."""
+    import runpy
+    import shutil
+
+    sweep = tmp_path / "cpu_reference"
+    shutil.copytree(SWEEP, sweep, ignore=shutil.ignore_patterns("steps.csv"))
+    script = runpy.run_path(str(REPO / "scripts" / "reference_results.py"))
+    assert script["main"]([str(sweep), "--fits", str(tmp_path / "fits")]) == 0
+    assert (sweep / "steps.csv").read_text() == (SWEEP / "steps.csv").read_text()
+    for name in ("cbs", *FITS):
+        new = json.loads((tmp_path / "fits" / f"cpu_reference_{name}.json").read_text())
+        _assert_close(new, json.loads((REPO / "fits" / f"cpu_reference_{name}.json").read_text()))
