@@ -4,15 +4,16 @@ Two things go wrong with Python's default SIGINT handler in a JAX process (found
 SIGINT to ``scaling train``):
 
 - a ``KeyboardInterrupt`` raised while the interpreter runs a garbage-collection callback (JAX
-  registers one), a weakref callback or a ``__del__`` is printed as "Exception ignored" and dropped: the run goes
-  on to its end and exits 0;
+  registers one), a weakref callback or a ``__del__`` is printed as "Exception ignored" and
+  dropped: the run goes on to its end and exits 0;
 - one raised while orbax writes a checkpoint leaves orbax's writer threads running into
   interpreter shutdown, where they print pages of tracebacks after the command's own line.
 
 ``install()`` (called by the CLI) sets a handler that raises, and a ``sys.unraisablehook`` that
 re-delivers an interrupt a moment later when the interpreter dropped it; ``deferred()`` holds an
-interrupt back until a block (a checkpoint save or restore) is done, then raises it. Resuming is exact either way: a run
-restarts from its last complete checkpoint.
+interrupt back until a block (a checkpoint save or restore) is done, then raises it. Resuming is
+exact either way: a run restarts from its last complete checkpoint. A process started with SIGINT
+ignored (``nohup cmd &``) keeps ignoring it; stop such a sweep with SIGTERM.
 """
 
 from __future__ import annotations

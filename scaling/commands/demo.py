@@ -21,5 +21,6 @@ def run(args) -> int:
 
     grid = args.grid or WORKLOAD_GRIDS[args.workload]
     out = args.out or ("runs/demo" if args.workload == "lm" else "runs/nqm_demo")
-    demo(out=out, grid=grid, workers=args.workers or default_workers(args.workload), quiet=args.quiet, figures=not args.no_figures)
+    workers = args.workers or default_workers(args.workload)
+    demo(out=out, grid=grid, workers=workers, quiet=args.quiet, figures=not args.no_figures)
     return 0
