@@ -2,7 +2,7 @@
 sweep, the analysis, the fit command's table and the figures).
 
 Runs the demo grid (``runs/grids/demo.yaml``: one tiny byte-level model on the embedded
-default corpus, Definition-1 target at B_ref, several batch sizes x two learning rates; or
+default corpus at four data sizes, Definition-1 target at B_ref, an lr search per batch size; or
 ``nqm_demo.yaml``) into ``runs/demo``, writes ``steps.csv`` there, prints S(B) -- steps to the
 target falling with batch size, linearly at first, then more slowly -- the critical batch size
 (Zhang et al. 2024, Definition 1) with its bootstrap interval and McCandlish's B_noise beside it,
