@@ -21,6 +21,6 @@ def run(args) -> int:
 
     grid = args.grid or WORKLOAD_GRIDS[args.workload]
     out = args.out or ("runs/demo" if args.workload == "lm" else "runs/nqm_demo")
-    workers = args.workers or default_workers(args.workload)
+    workers = default_workers(args.workload) if args.workers is None else args.workers
     demo(out=out, grid=grid, workers=workers, quiet=args.quiet, figures=not args.no_figures)
     return 0
