@@ -43,6 +43,33 @@ def test_warmup_stable_decay():
     np.testing.assert_allclose(lr, [0.001, 0.01, 0.01, 0.01 * (1 - 0.9 * 10 / 19), 0.001], rtol=1e-5)
 
 
+def test_a_horizon_shorter_than_the_run_decays_by_it_and_stays_at_the_floor():
+    # a run of 301 steps whose schedule is planned for 101 (horizon 101 x SEQ tokens): the same
+    # cosine as a 101-step run up to step 100, then 0.1 x lr until the run's last step
+    long = config("cosine", total=301, horizon_tokens=101 * SEQ)
+    assert (long.total_steps, long.schedule_steps) == (301, 101)
+    np.testing.assert_allclose(optim.schedule_values(long, [10, 55, 100, 200, 300]),
+                               [0.01, 0.01 * (0.1 + 0.9 * 0.5), 0.001, 0.001, 0.001], rtol=1e-5)
+    wsd = optim.schedule_values(config("wsd", total=301, horizon_tokens=101 * SEQ), [81, 91, 100, 300])
+    np.testing.assert_allclose(wsd, [0.01, 0.01 * (1 - 0.9 * 10 / 19), 0.001, 0.001], rtol=1e-5)
+
+
+def test_a_horizon_longer_than_the_run_is_cut_by_the_run():
+    c = config("cosine", total=101, horizon_tokens=201 * SEQ)
+    # p = (t - 10) / 190: at the run's last step (100) the lr has not reached its floor
+    np.testing.assert_allclose(optim.schedule_values(c, [100]),
+                               [0.01 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 90 / 190)))], rtol=1e-5)
+
+
+def test_no_horizon_is_the_run_and_keeps_the_run_id():
+    from scaling.identity import run_id
+    plain, explicit = config("cosine"), config("cosine", horizon_tokens=None)
+    assert plain.schedule_steps == plain.total_steps == 101
+    assert run_id("lm", plain) == run_id("lm", explicit)
+    with pytest.raises(Exception, match="horizon_tokens must be positive"):
+        config("cosine", horizon_tokens=0)
+
+
 def test_no_warmup_starts_at_full_lr():
     np.testing.assert_allclose(optim.schedule_values(config(warmup_steps=0), [0, 1]), [0.01, 0.01], rtol=1e-6)
 

@@ -101,6 +101,9 @@ class OptimConfig:
     warmup_init_fraction: float = 0.1  # LR at step 0 as a fraction of lr (paper: 0.1 x LR)
     final_lr_fraction: float = 0.1  # cosine floor / WSD end, as a fraction of lr
     decay_fraction: float = 0.2  # WSD: fraction of the run spent decaying
+    # Tokens over which cosine and WSD decay: the run's planned budget. None: the run's token cap.
+    # A run that goes on past it (chasing a target) stays at final_lr_fraction x lr.
+    horizon_tokens: Optional[int] = None
 
     def __post_init__(self):
         require(self.lr > 0, f"optim.lr must be positive, got {self.lr}")
@@ -118,6 +121,8 @@ class OptimConfig:
                 f"optim.final_lr_fraction must be in [0, 1], got {self.final_lr_fraction}")
         require(0 < self.decay_fraction <= 1,
                 f"optim.decay_fraction must be in (0, 1], got {self.decay_fraction}")
+        require(self.horizon_tokens is None or self.horizon_tokens > 0,
+                f"optim.horizon_tokens must be positive, got {self.horizon_tokens}")
 
 
 @dataclass(frozen=True)
@@ -236,6 +241,14 @@ class TrainConfig:
         return self.token_cap // self.tokens_per_step
 
     @property
+    def schedule_steps(self) -> int:
+        """Steps over which the lr schedule decays: ``optim.horizon_tokens`` (at least one step),
+        else the run's ``total_steps``."""
+        if self.optim.horizon_tokens is None:
+            return self.total_steps
+        return max(1, self.optim.horizon_tokens // self.tokens_per_step)
+
+    @property
     def beta2(self) -> float:
         if self.optim.beta2_half_life_tokens is not None:
             return decay_from_half_life(self.optim.beta2_half_life_tokens, self.tokens_per_step)
@@ -259,6 +272,7 @@ class TrainConfig:
             "tokens_per_step": self.tokens_per_step,
             "token_cap": self.token_cap,
             "total_steps": self.total_steps,
+            "schedule_steps": self.schedule_steps,
             "beta2": self.beta2,
             "beta2_half_life_tokens": half_life_from_decay(self.beta2, self.tokens_per_step)
             if 0 < self.beta2 < 1 else None,

@@ -29,7 +29,7 @@ SCHEDULES = ("constant", "cosine", "wsd")
 def hparams(config: TrainConfig) -> dict[str, np.ndarray]:
     """The traced hyperparameters of one run (float32 scalars, EWA decays a [n_ewa] vector)."""
     o = config.optim
-    total = config.total_steps
+    total = config.schedule_steps
     decay_steps = int(round(o.decay_fraction * total))
     f32 = lambda v: np.asarray(v, np.float32)  # noqa: E731
     return {
@@ -58,6 +58,8 @@ def learning_rate(step: jax.Array, hp: dict, schedule: str) -> jax.Array:
       last step, f = ``final_lr_fraction`` (Loshchilov & Hutter 2017);
     - wsd (warmup-stable-decay; Hu et al. 2024, MiniCPM): ``lr`` until ``decay_start_step``,
       then linear to ``f * lr`` at the last step.
+    The "last step" is ``total_steps`` of ``hp``, the schedule's horizon
+    (``TrainConfig.schedule_steps``); past it both stay at ``f * lr``.
     """
     t = jnp.asarray(step, jnp.float32)
     lr, warm, f0, f = hp["lr"], hp["warmup_steps"], hp["warmup_init_fraction"], hp["final_lr_fraction"]
