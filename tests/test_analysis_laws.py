@@ -162,3 +162,34 @@ def test_cli_where_selects_one_family(tmp_path, capsys):
     assert main(["cbs", str(csv), "--where", "params=5e7"]) == 2
     assert "no group matches" in capsys.readouterr().err
     assert main(["cbs", str(csv), "--where", "width=3"]) == 2
+
+
+def test_cli_where_model_analyses_one_configuration_of_a_shared_shape(tmp_path, capsys):
+    """Two configurations of one (params, tokens) -- say two schedules -- form one group unless
+    --where model=NAME keeps one's rows: its CBS is then the CBS of a table of its rows alone."""
+    import csv as csvlib
+
+    def write(path, models):
+        with open(path, "w", newline="") as f:
+            w = csvlib.writer(f)
+            w.writerow(["params", "tokens", "batch_size", "steps", "lr", "model"])
+            for name, b_noise in models:
+                for b in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+                    w.writerow([1000, 100000, b, 1000 * (1 + b_noise / b), 0.01, name])
+
+    both, alone = tmp_path / "both.csv", tmp_path / "alone.csv"
+    write(both, [("fast", 16.0), ("slow", 64.0)])
+    write(alone, [("slow", 64.0)])
+    cbs = {}
+    for key, args in (("where", [str(both), "--where", "model=slow"]), ("alone", [str(alone)])):
+        assert main(["cbs", *args, "--json", "--resamples", "50"]) == 0
+        (g,) = json.loads(capsys.readouterr().out)["groups"]
+        cbs[key] = g["cbs"]
+    assert cbs["where"] == pytest.approx(cbs["alone"], rel=1e-9)
+    # B* = 1.2 B_ref + 0.2 B_noise for an exact hyperbola (scaling.analysis.definitions.cbs_hyperbola)
+    assert cbs["alone"] == pytest.approx(1.2 + 0.2 * 64, rel=1e-3)
+    assert main(["cbs", str(both)]) == 2  # mixing them would be a minimum over two configurations
+    assert "holds the rows of 2 models (fast, slow); analyse one at a time with --where model=NAME" \
+        in capsys.readouterr().err
+    assert main(["cbs", str(both), "--where", "model=cosine"]) == 2
+    assert capsys.readouterr().err.strip().endswith("no row has model=cosine (models: fast, slow)")

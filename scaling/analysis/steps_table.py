@@ -292,20 +292,22 @@ def records_sha256(records: Sequence[Mapping]) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()
 
 
-def load_steps(source: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZES) -> StepsTable:
+def load_steps(source: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZES,
+               where: Optional[Mapping] = None) -> StepsTable:
     """Read a steps table from a CSV file.
 
     Raises ``ScalingError`` (one line) for a missing file, a directory (read a sweep's runs with
     ``scaling.sweep.export.steps_table``), malformed CSV, missing column, non-positive or NaN
     values, duplicate rows that disagree, or a group with fewer than ``min_batch_sizes`` usable
-    batch sizes.
+    batch sizes. ``where``'s row keys (``model=NAME``) keep only the matching rows
+    (``select_records``); the table keeps the whole file's hash.
     """
     path = Path(source)
     if path.is_dir():
         raise ScalingError(f"{path} is a directory, not a steps table; `scaling cbs {path}` reads "
                            f"its runs, or export them with `scaling steps {path} -o steps.csv`")
     records, digest = read_csv_records(path)
-    return table_from_records(records, str(path), digest, min_batch_sizes)
+    return table_from_records(select_records(records, where), str(path), digest, min_batch_sizes)
 
 
 def table_from_records(records: Sequence[Optional[Mapping]], source: str = "", sha256: str = "",
@@ -317,6 +319,7 @@ def table_from_records(records: Sequence[Optional[Mapping]], source: str = "", s
     ``records_sha256``). Raises ``ScalingError`` as ``load_steps`` does.
     """
     digest = sha256 or records_sha256([r for r in records if r is not None])
+    _check_one_model_per_group(records)
     rows, excluded = [], []
     for i, rec in enumerate(records):
         if rec is None:
@@ -338,18 +341,47 @@ def table_from_records(records: Sequence[Optional[Mapping]], source: str = "", s
                       source=source, warnings=tuple(warnings))
 
 
+def _check_one_model_per_group(records: Sequence[Optional[Mapping]]) -> None:
+    """ScalingError if one (params, tokens) holds rows of several model names: configurations of
+    one shape (a schedule, a momentum) whose minimum over the tuning grid would mix them."""
+    names: dict = {}
+    for r in records:
+        model = str((r or {}).get("model") or "")
+        if not model:
+            continue
+        try:
+            key = (float(r["params"]), float(r["tokens"]))
+        except (KeyError, TypeError, ValueError):
+            continue  # reported by parse_rows with its line
+        names.setdefault(key, set()).add(model)
+    for (params, tokens), models in names.items():
+        if len(models) > 1:
+            raise ScalingError(f"params={_fmt(params)} tokens={_fmt(tokens)} holds the rows of {len(models)} models "
+                               f"({', '.join(sorted(models))}); analyse one at a time with --where model=NAME")
+
+
 SELECT_KEYS = ("params", "tokens", "tokens_per_param")
 SELECT_RTOL = 0.02  # a group matches KEY=VALUE when within 2% (tokens_per_param is a rounded ratio)
+# Keys matched exactly against a row's column, before rows form groups: a sweep export's model
+# name, so that configurations of one shape (a schedule, a momentum) are analysed one at a time.
+ROW_SELECT_KEYS = ("model",)
 
 
 def parse_where(items: Sequence[str]) -> dict:
-    """``["params=13824", "tokens_per_param=20"]`` -> {key: value}; ScalingError naming a bad item."""
+    """``["params=13824", "tokens_per_param=20", "model=d24-L2"]`` -> {key: value} (a number for
+    the group keys, text for the row keys); ScalingError naming a bad item."""
     where = {}
     for item in items or ():
         key, sep, value = str(item).partition("=")
         key = key.strip()
-        if not sep or key not in SELECT_KEYS:
-            raise ScalingError(f"--where {item!r}: expected KEY=VALUE with KEY one of {', '.join(SELECT_KEYS)}")
+        if not sep or key not in SELECT_KEYS + ROW_SELECT_KEYS:
+            raise ScalingError(f"--where {item!r}: expected KEY=VALUE with KEY one of "
+                               f"{', '.join(SELECT_KEYS + ROW_SELECT_KEYS)}")
+        if key in ROW_SELECT_KEYS:
+            if not value.strip():
+                raise ScalingError(f"--where {item!r}: the value is empty")
+            where[key] = value.strip()
+            continue
         try:
             where[key] = float(value)
         except ValueError:
@@ -359,9 +391,27 @@ def parse_where(items: Sequence[str]) -> dict:
     return where
 
 
+def select_records(records: Sequence[Optional[Mapping]], where: Optional[Mapping]) -> list:
+    """The records with every row key of ``where`` (``ROW_SELECT_KEYS``) equal to its value; the
+    others become ``None`` so that the kept rows keep their line numbers. ScalingError naming the
+    values present if no record matches."""
+    keys = {k: str(v) for k, v in (where or {}).items() if k in ROW_SELECT_KEYS}
+    if not keys:
+        return list(records)
+    kept = [r if r is not None and all(str(r.get(k, "")) == v for k, v in keys.items()) else None
+            for r in records]
+    if not any(r is not None for r in kept):
+        k, v = next(iter(keys.items()))
+        present = sorted({str(r.get(k, "")) for r in records if r is not None and r.get(k, "")})
+        raise ScalingError(f"no row has {k}={v} ("
+                           + (f"{k}s: {', '.join(present)})" if present else f"the table has no {k} column)"))
+    return kept
+
+
 def select_groups(table: StepsTable, where: Mapping[str, float]) -> StepsTable:
     """The table restricted to the groups matching every KEY=VALUE of ``where`` (params, tokens,
-    or tokens_per_param = tokens / params), each within ``SELECT_RTOL``. The input hash is kept:
+    or tokens_per_param = tokens / params), each within ``SELECT_RTOL``; row keys (``model``) are
+    applied when the table is read (``select_records``). The input hash is kept:
     a fit on a selection still names the table it came from. ScalingError if nothing matches."""
     if not where:
         return table
@@ -369,6 +419,9 @@ def select_groups(table: StepsTable, where: Mapping[str, float]) -> StepsTable:
     def value(g, key):
         return g.tokens / g.params if key == "tokens_per_param" else getattr(g, key)
 
+    where = {k: v for k, v in where.items() if k not in ROW_SELECT_KEYS}  # applied to the rows
+    if not where:
+        return table
     kept = tuple(g for g in table.groups
                  if all(abs(value(g, k) - v) <= SELECT_RTOL * v for k, v in where.items()))
     if not kept:

@@ -23,8 +23,9 @@ def add_arguments(p) -> None:
     p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE, help="interval level")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed")
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                   help="only the groups with this params, tokens or tokens_per_param (within 2%%; "
-                        "repeatable), e.g. --where params=13824 for a data-size law at one model size")
+                   help="only the groups with this params, tokens or tokens_per_param (within 2%%), or "
+                        "the rows of one model name (model=NAME, exact); repeatable, e.g. --where "
+                        "params=13824 for a data-size law at one model size")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--gns", action="store_true",
                    help="also compare the runs' gradient noise scale B_simple (steps column b_simple) with "
@@ -47,7 +48,7 @@ def compute(args):
     from scaling.sweep.export import load_table
 
     where = parse_where(args.where)
-    return critical_batch_sizes(select_groups(load_table(args.steps), where), reference_batch=args.reference_batch,
+    return critical_batch_sizes(select_groups(load_table(args.steps, where=where), where), reference_batch=args.reference_batch,
                                 overhead=args.overhead, model=args.model, n_resamples=args.resamples,
                                 confidence=args.confidence, seed=args.seed)
 

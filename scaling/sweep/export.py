@@ -28,10 +28,11 @@ import io
 import math
 import os
 from pathlib import Path
+from typing import Mapping, Optional
 
 from scaling import rundir
 from scaling.analysis.steps_table import (COLUMNS, MIN_BATCH_SIZES, StepsTable, load_steps, read_csv_records,
-                                          records_sha256, table_from_records)
+                                          records_sha256, select_records, table_from_records)
 from scaling.noise_scale import summarize
 from scaling.store import atomic_write_text
 from scaling.sweep.records import find_sweeps, read_sweep
@@ -153,18 +154,21 @@ def write_steps_csv(rows: list, path: "str | os.PathLike") -> None:
     atomic_write_text(Path(path), steps_csv(rows))
 
 
-def steps_table(runs_dir: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZES) -> StepsTable:
+def steps_table(runs_dir: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZES,
+                where: Optional[Mapping] = None) -> StepsTable:
     """The analysis table of the runs under ``runs_dir`` (``steps_rows``, named by
-    ``records_sha256``): what ``scaling cbs RUNS`` fits, without writing a CSV."""
+    ``records_sha256``): what ``scaling cbs RUNS`` fits, without writing a CSV. ``where``'s row
+    keys (``model=NAME``) keep only the matching runs (``select_records``)."""
     rows = steps_rows(runs_dir)
-    return table_from_records(rows, str(runs_dir), records_sha256(rows), min_batch_sizes)
+    return table_from_records(select_records(rows, where), str(runs_dir), records_sha256(rows), min_batch_sizes)
 
 
-def load_table(source: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZES) -> StepsTable:
+def load_table(source: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZES,
+               where: Optional[Mapping] = None) -> StepsTable:
     """A steps table from a CSV file (``load_steps``) or a sweep or runs directory (``steps_table``)."""
     if Path(source).is_dir():
-        return steps_table(source, min_batch_sizes)
-    return load_steps(source, min_batch_sizes)
+        return steps_table(source, min_batch_sizes, where)
+    return load_steps(source, min_batch_sizes, where)
 
 
 def load_records(source: "str | os.PathLike") -> list:
