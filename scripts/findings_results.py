@@ -1,0 +1,261 @@
+"""Turn the findings study's run records into its shipped results: steps tables, fits, the findings table.
+
+    python scripts/findings_results.py        # runs/findings{,_schedules,_tuning} -> runs/, fits/
+
+The study (issue 16; grids in runs/grids/findings*.yaml, write-up in docs/findings.md) measures
+the five claims of Zhang et al. 2024 about the critical batch size. From the run records alone
+(no training), this writes, each file atomically:
+
+- ``runs/<sweep>/steps.csv`` for the three sweeps            (``scaling steps <sweep>``)
+- ``fits/findings_cbs.json``: every group of ``runs/findings`` (``scaling cbs``)
+- ``fits/findings_cbs_vs_tokens.json``: d24-L2 at five data sizes, two seeds (``scaling fit
+  --against tokens --where model=d24-L2``)
+- ``fits/findings_cbs_vs_params.json``: the 2-layer models at 20 tokens per parameter
+- ``fits/findings_cbs_vs_params_fixed_tokens.json``: the 2-layer models at D = 1,105,920
+- ``fits/findings_cbs_joint.json``: every group of the 2-layer models
+- ``fits/findings_schedules_cbs.json``, ``fits/findings_tuning_cbs.json``: each configuration's
+  CBS (``scaling cbs <sweep> --where model=NAME``) and its ratio to the baseline's
+- ``fits/findings_summary.json``: the findings table (claim, Zhang et al.'s number where they give
+  one, ours with its 95% interval, verdict) and the study's cost,
+
+and prints the findings table as Markdown (the README's). A claim whose groups are not all
+measured yet is reported as pending, naming what is missing. Bootstrap seed and resamples are
+the analysis defaults, so a rerun on the same records writes the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+from scaling.analysis import critical_batch_sizes, fit_law
+from scaling.analysis.compare import cbs_ratio
+from scaling.analysis.steps_table import select_groups, select_records, table_from_records
+from scaling.errors import ScalingError
+from scaling.plots.sources import CHINCHILLA_TOKENS_PER_PARAM  # Hoffmann et al. 2022: D ~ 20 N
+from scaling.store import atomic_write_text, to_json
+from scaling.sweep import steps_rows, write_steps_csv
+
+MAIN, SCHEDULES, TUNING = "findings", "findings_schedules", "findings_tuning"
+DATA_MODEL = "d24-L2"                                    # item 2: data size at one model size
+WIDTH_MODELS = ("d24-L2", "d32-L2", "d48-L2", "d72-L2")  # item 1: 2-layer models grown in width
+FIXED_TOKENS = 1105920                                   # item 3: model size at one data size
+WIDTH_DEPTH_PAIRS = (("d30-L2", "d24-L3"), ("d42-L2", "d24-L6"))  # item 4: (width-, depth-scaled)
+BASELINE = "d24-L2-constant-ewa"                         # items 5 and 6 compare against it
+SCHEDULE_MODELS = ("d24-L2-constant-ewa", "d24-L2-constant", "d24-L2-cosine", "d24-L2-wsd")
+MOMENTUM_MODELS = {"d24-L2-beta1-0.8": 0.8, BASELINE: 0.9, "d24-L2-beta1-0.95": 0.95}
+FIXED_LR_MODEL = "d24-L2-fixed-lr"
+# Zhang et al. 2024 (arXiv:2410.21676): B* ~ N^0.47 at Chinchilla-optimal D = 20 N (their
+# Fig. 1 law, scaling.analysis.presets.ZHANG_A), and the same exponent read as data-size scaling.
+ZHANG_EXPONENT = 0.47
+# "alike" when the 95% interval of a CBS ratio holds 1 and lies within [1/ALIKE_BOUND, ALIKE_BOUND];
+# an interval holding 1 but wider than that cannot tell the two apart at this scale.
+ALIKE_BOUND = 2.0
+SMALLEST_BATCH_MULTIPLE = 4.0  # the issue's aim: CBS at least 4x the smallest batch tried
+
+
+def _rows(runs: Path, name: str) -> list:
+    sweep = runs / name
+    if not sweep.is_dir():
+        return []
+    rows = steps_rows(sweep)
+    if rows:
+        write_steps_csv(rows, sweep / "steps.csv")
+    return rows
+
+
+def _subset(rows: list, models) -> list:
+    return [r for r in rows if r.get("model") in set(models)] if models else list(rows)
+
+
+def _cbs(rows: list, where: Optional[dict] = None):
+    table = table_from_records(rows, "", "")
+    return critical_batch_sizes(select_groups(table, where or {}))
+
+
+def _law(rows, models, against, fits: Path, name: str, where=None) -> dict:
+    """Fit CBS ~ against over the groups of ``models`` (``where`` on the groups); a dict for the summary."""
+    sub = _subset(rows, models)
+    try:
+        result = _cbs(sub, where)
+        fit = fit_law(result, against)
+    except ScalingError as e:
+        return {"pending": str(e)}
+    fit.save(fits / f"{name}.json")
+    law = fit.cbs
+    out = {"file": f"fits/{name}.json", "groups": [[g.params, g.tokens] for g in result.groups]}
+    for v in fit.variables:
+        out[f"a_{v}"] = law.exponents[v]
+        out[f"a_{v}_ci"] = list(law.intervals()[f"a_{v}"])
+    out["leave_one_out"] = fit.meta.get("leave_one_out", {}).get("held_out", [])
+    return out
+
+
+def _per_model(rows: list, models) -> dict:
+    """Each configuration's one group (``--where model=NAME``), or why it has none yet."""
+    out = {}
+    for m in models:
+        try:
+            (out[m],) = _cbs(select_records(rows, {"model": m})).groups if rows else ("no runs",)
+        except ScalingError as e:
+            out[m] = str(e)
+    return out
+
+
+def _group_dict(g) -> dict:
+    return {"params": g.params, "tokens": g.tokens, "cbs": g.cbs, "cbs_ci": list(g.cbs_ci),
+            "smallest_batch": min(g.batch_sizes), "b_noise": g.b_noise, "target_loss": g.target_loss,
+            "batch_sizes": list(g.batch_sizes), "steps": list(g.steps)}
+
+
+def _ratios(groups: dict, pairs) -> dict:
+    out = {}
+    for a, b in pairs:
+        ga, gb = groups.get(a), groups.get(b)
+        if isinstance(ga, str) or isinstance(gb, str) or ga is None or gb is None:
+            missing, why = (a, ga) if not hasattr(ga, "cbs") else (b, gb)
+            out[f"{a}/{b}"] = {"pending": f"{missing} not measured ({why or 'no runs'})"}
+            continue
+        out[f"{a}/{b}"] = cbs_ratio(ga, gb, a_name=a, b_name=b).to_dict()
+    return out
+
+
+def _alike(ratio: dict) -> str:
+    if "pending" in ratio:
+        return ratio["pending"]
+    lo, hi = ratio["ci"]
+    if lo <= 1.0 <= hi:
+        return "agrees" if 1 / ALIKE_BOUND <= lo and hi <= ALIKE_BOUND else "cannot tell at this scale"
+    return "disagrees"
+
+
+def _fmt_ci(x, ci, digits=2) -> str:
+    return f"{x:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def claims(laws: dict, schedules: dict, tuning: dict, width_depth: dict) -> list:
+    """The findings table: one row per claim, with Zhang et al.'s number, ours and a verdict."""
+    rows = []
+    d = laws["cbs_vs_tokens"]
+    if "pending" in d:
+        rows.append(("CBS grows with data size D (at fixed N)", "D^0.47", "pending", d["pending"]))
+    else:
+        lo, hi = d["a_tokens_ci"]
+        verdict = ("agrees" if lo > 0 else "cannot tell at this scale") + (
+            f"; {ZHANG_EXPONENT} is {'inside' if lo <= ZHANG_EXPONENT <= hi else 'outside'} our interval")
+        rows.append(("CBS grows with data size D (at fixed N)", f"D^{ZHANG_EXPONENT}",
+                     f"a_D = {_fmt_ci(d['a_tokens'], d['a_tokens_ci'])}", verdict))
+    n = laws["cbs_vs_params_fixed_tokens"]
+    if "pending" in n:
+        rows.append(("Model size N matters little at fixed D", "~0 (qualitative)", "pending", n["pending"]))
+    else:
+        lo, hi = n["a_params_ci"]
+        rows.append(("Model size N matters little at fixed D", "~0 (qualitative)",
+                     f"a_N = {_fmt_ci(n['a_params'], n['a_params_ci'])}",
+                     "agrees" if lo <= 0 <= hi else "disagrees"))
+    c = laws["cbs_vs_params"]
+    if "pending" in c:
+        rows.append(("CBS at D = 20 N grows as N^a", f"N^{ZHANG_EXPONENT}", "pending", c["pending"]))
+    else:
+        lo, hi = c["a_params_ci"]
+        rows.append(("CBS at D = 20 N grows as N^a", f"N^{ZHANG_EXPONENT}",
+                     f"a = {_fmt_ci(c['a_params'], c['a_params_ci'])}",
+                     ("agrees" if lo > 0 else "cannot tell at this scale")
+                     + f"; {ZHANG_EXPONENT} is {'inside' if lo <= ZHANG_EXPONENT <= hi else 'outside'} our interval"))
+    for key, r in schedules["ratios"].items():
+        a = key.split("/")[0].replace("d24-L2-", "")
+        ours = f"CBS ratio {a} / constant-ewa = {_fmt_ci(r['ratio'], r['ci'])}" if "pending" not in r else "pending"
+        rows.append((f"Constant lr + EWA does as well as {a}", "alike (qualitative)", ours, _alike(r)))
+    for key, r in width_depth.items():
+        ours = f"CBS ratio {key} = {_fmt_ci(r['ratio'], r['ci'])}" if "pending" not in r else "pending"
+        rows.append((f"Width and depth scaling behave alike ({key.replace('/', ' vs ')})", "alike (qualitative)",
+                     ours, _alike(r)))
+    f = tuning["ratios"].get(f"{FIXED_LR_MODEL}/{BASELINE}", {"pending": "not measured"})
+    if "pending" in f:
+        rows.append(("Retuning the lr at each batch size matters", "matters (qualitative)", "pending", f["pending"]))
+    else:
+        rows.append(("Retuning the lr at each batch size matters", "matters (qualitative)",
+                     f"CBS ratio fixed lr / retuned = {_fmt_ci(f['ratio'], f['ci'])}",
+                     "agrees" if f["ci"][1] < 1.0 else ("disagrees" if f["ci"][0] > 1.0 else "cannot tell at this scale")))
+    for key, r in tuning["ratios"].items():
+        if key.startswith(FIXED_LR_MODEL):
+            continue
+        a = key.split("/")[0].replace("d24-L2-", "")
+        ours = "pending" if "pending" in r else f"CBS ratio {a} / beta1-0.9 = {_fmt_ci(r['ratio'], r['ci'])}"
+        verdict = r["pending"] if "pending" in r else ("matters" if not r["includes_one"] else "no difference measured")
+        rows.append((f"Momentum matters ({a} against 0.9)", "matters (qualitative)", ours, verdict))
+    return [dict(zip(("claim", "zhang2024", "ours", "verdict"), r)) for r in rows]
+
+
+def markdown(table: list) -> str:
+    lines = ["| claim | Zhang et al. 2024 | ours (95% interval) | verdict |", "|---|---|---|---|"]
+    lines += [f"| {r['claim']} | {r['zhang2024']} | {r['ours']} | {r['verdict']} |" for r in table]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", default="runs", help="directory holding the three sweeps (default runs/)")
+    p.add_argument("--fits", default="fits", help="output directory for the fit files (default fits/)")
+    a = p.parse_args(argv)
+    runs, fits = Path(a.runs), Path(a.fits)
+    fits.mkdir(parents=True, exist_ok=True)
+    try:
+        rows = {name: _rows(runs, name) for name in (MAIN, SCHEDULES, TUNING)}
+        main_rows = rows[MAIN]
+        if not main_rows:
+            raise ScalingError(f"{runs / MAIN}: no runs")
+        everything = _cbs(main_rows)
+        atomic_write_text(fits / "findings_cbs.json", to_json(everything.to_dict()) + "\n")
+        laws = {
+            "cbs_vs_tokens": _law(main_rows, [DATA_MODEL], "tokens", fits, "findings_cbs_vs_tokens"),
+            "cbs_vs_params": _law(main_rows, WIDTH_MODELS, "params", fits, "findings_cbs_vs_params",
+                                  {"tokens_per_param": CHINCHILLA_TOKENS_PER_PARAM}),
+            "cbs_vs_params_fixed_tokens": _law(main_rows, WIDTH_MODELS, "params", fits,
+                                               "findings_cbs_vs_params_fixed_tokens", {"tokens": FIXED_TOKENS}),
+            "cbs_joint": _law(main_rows, WIDTH_MODELS, "params,tokens", fits, "findings_cbs_joint"),
+        }
+        by_model = {}
+        params_of = {r["model"]: float(r["params"]) for r in main_rows}
+        for g in everything.groups:
+            for m, n in params_of.items():
+                if n == g.params:
+                    by_model.setdefault(m, []).append(g)
+        wd_groups = {m: (gs[0] if len(gs) == 1 else f"{len(gs)} groups") for m, gs in by_model.items()}
+        width_depth = _ratios({m: g for m, g in wd_groups.items()}, WIDTH_DEPTH_PAIRS)
+        sched = _per_model(rows[SCHEDULES], SCHEDULE_MODELS)
+        tune = _per_model(rows[TUNING], [m for m in MOMENTUM_MODELS if m != BASELINE] + [FIXED_LR_MODEL])
+        tune[BASELINE] = sched.get(BASELINE, "not measured")
+        schedules = {"configurations": {m: (_group_dict(g) if hasattr(g, "cbs") else {"pending": g})
+                                        for m, g in sched.items()},
+                     "ratios": _ratios(sched, [(m, BASELINE) for m in SCHEDULE_MODELS if m != BASELINE])}
+        tuning = {"configurations": {m: (_group_dict(g) if hasattr(g, "cbs") else {"pending": g})
+                                     for m, g in tune.items()},
+                  "ratios": _ratios(tune, [(m, BASELINE) for m in tune if m != BASELINE])}
+        atomic_write_text(fits / "findings_schedules_cbs.json", to_json(schedules) + "\n")
+        atomic_write_text(fits / "findings_tuning_cbs.json", to_json(tuning) + "\n")
+        table = claims(laws, schedules, tuning, width_depth)
+        multiples = [g.cbs / min(g.batch_sizes) for g in everything.groups]
+        status = Counter(r["status"] or "done" for sweep_rows in rows.values() for r in sweep_rows)
+        summary = {"claims": table, "laws": laws, "width_depth": width_depth,
+                   "groups": [{**_group_dict(g), "model": [m for m, n in params_of.items() if n == g.params]}
+                              for g in everything.groups],
+                   "groups_at_least_4x_smallest_batch": sum(m >= SMALLEST_BATCH_MULTIPLE for m in multiples),
+                   "groups_measured": len(multiples), "runs_by_status": dict(sorted(status.items()))}
+        atomic_write_text(fits / "findings_summary.json", to_json(summary) + "\n")
+    except ScalingError as e:
+        print(f"findings_results: error: {e}", file=sys.stderr)
+        return 2
+    print(markdown(table))
+    print(f"\n{summary['groups_at_least_4x_smallest_batch']} of {summary['groups_measured']} groups have a CBS "
+          f"at least {SMALLEST_BATCH_MULTIPLE:g}x their smallest batch; runs: "
+          + ", ".join(f"{n} {s}" for s, n in summary["runs_by_status"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
