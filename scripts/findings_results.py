@@ -39,6 +39,7 @@ from scaling.errors import ScalingError
 from scaling.plots.sources import CHINCHILLA_TOKENS_PER_PARAM  # Hoffmann et al. 2022: D ~ 20 N
 from scaling.store import atomic_write_text, to_json
 from scaling.sweep import steps_rows, write_steps_csv
+from scaling.sweep.records import read_sweep
 
 MAIN, SCHEDULES, TUNING = "findings", "findings_schedules", "findings_tuning"
 DATA_MODEL = "d24-L2"                                    # item 2: data size at one model size
@@ -104,6 +105,24 @@ def _per_model(rows: list, models) -> dict:
         except ScalingError as e:
             out[m] = str(e)
     return out
+
+
+def _cost(runs: Path, names) -> dict:
+    """What the study spent: tokens trained, the runs' own wall time (worker-hours on this machine's
+    cores), the most epochs any run read of the corpus, and the runs by outcome."""
+    tokens = seconds = epochs = 0.0
+    outcomes: Counter = Counter()
+    for name in names:
+        if not (runs / name).is_dir():
+            continue
+        for rec in read_sweep(runs / name).runs:
+            s = rec.summary or {}
+            tokens += float(s.get("final_tokens") or 0)
+            seconds += float(s.get("wall_time_s") or 0)
+            epochs = max(epochs, float(s.get("epochs") or 0))
+            outcomes[(s.get("censored_by") and f"censored ({s['censored_by']})") or rec.state] += 1
+    return {"tokens_trained": tokens, "run_hours": seconds / 3600, "max_epochs": epochs,
+            "runs": dict(sorted(outcomes.items()))}
 
 
 def _group_dict(g) -> dict:
@@ -240,20 +259,21 @@ def main(argv=None) -> int:
         atomic_write_text(fits / "findings_tuning_cbs.json", to_json(tuning) + "\n")
         table = claims(laws, schedules, tuning, width_depth)
         multiples = [g.cbs / min(g.batch_sizes) for g in everything.groups]
-        status = Counter(r["status"] or "done" for sweep_rows in rows.values() for r in sweep_rows)
         summary = {"claims": table, "laws": laws, "width_depth": width_depth,
                    "groups": [{**_group_dict(g), "model": [m for m, n in params_of.items() if n == g.params]}
                               for g in everything.groups],
                    "groups_at_least_4x_smallest_batch": sum(m >= SMALLEST_BATCH_MULTIPLE for m in multiples),
-                   "groups_measured": len(multiples), "runs_by_status": dict(sorted(status.items()))}
+                   "groups_measured": len(multiples), "cost": _cost(runs, rows)}
         atomic_write_text(fits / "findings_summary.json", to_json(summary) + "\n")
     except ScalingError as e:
         print(f"findings_results: error: {e}", file=sys.stderr)
         return 2
     print(markdown(table))
+    cost = summary["cost"]
     print(f"\n{summary['groups_at_least_4x_smallest_batch']} of {summary['groups_measured']} groups have a CBS "
-          f"at least {SMALLEST_BATCH_MULTIPLE:g}x their smallest batch; runs: "
-          + ", ".join(f"{n} {s}" for s, n in summary["runs_by_status"].items()))
+          f"at least {SMALLEST_BATCH_MULTIPLE:g}x their smallest batch. Cost: {cost['tokens_trained'] / 1e6:.0f}M "
+          f"tokens, {cost['run_hours']:.1f} run-hours, at most {cost['max_epochs']:.2f} epochs of the corpus; runs: "
+          + ", ".join(f"{n} {s}" for s, n in cost["runs"].items()))
     return 0
 
 

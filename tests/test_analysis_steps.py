@@ -33,6 +33,32 @@ def test_minimum_over_lr_and_seed_mean(tmp_path):
     assert g.best_lr == (3e-3, 3e-3, 3e-3) and g.has_seeds
 
 
+def test_each_seed_tunes_its_own_lr_before_the_seeds_are_averaged(tmp_path):
+    """An adaptive search per seed tries different lrs: a cell only the lucky seed ran must not
+    stand for the batch size alone (the minimum over cells would pick the lucky seed)."""
+    lines = ["params,tokens,batch_size,steps,lr,seed,status"]
+    for b, s in [(16, 8000), (32, 4300), (64, 2400)]:
+        lines += [f"1e6,2e7,{b},{s * 0.8},1e-2,0,done",      # seed 0 alone at 1e-2: lucky
+                  f"1e6,2e7,{b},{s},3e-3,0,done",
+                  f"1e6,2e7,{b},{s * 1.25},3e-3,1,done",      # seed 1's best
+                  f"1e6,2e7,{b},,1e-3,1,censored"]
+    g = load_steps(write(tmp_path, lines)).groups[0]
+    np.testing.assert_allclose(g.steps, [s * np.sqrt(0.8 * 1.25) for s in (8000, 4300, 2400)], rtol=1e-12)
+    assert g.replicates[0] == pytest.approx((8000 * 0.8, 8000 * 1.25))
+    assert g.best_lr == (1e-2, 1e-2, 1e-2)  # one seed each: the faster seed's winner
+
+
+def test_a_batch_size_where_a_seed_never_reached_the_target_is_not_a_data_point(tmp_path):
+    lines = ["params,tokens,batch_size,steps,lr,seed,status"]
+    for b, s in [(16, 8000), (32, 4300), (64, 2400), (128, 1500)]:
+        lines += [f"1e6,2e7,{b},{s},3e-3,0,done"]
+        lines += [f"1e6,2e7,{b},,3e-3,1,censored" if b == 128 else f"1e6,2e7,{b},{s * 1.1},3e-3,1,done"]
+    t = load_steps(write(tmp_path, lines))
+    (g,) = t.groups
+    assert list(g.batch_sizes) == [16, 32, 64]  # 128: seed 1 censored; seed 0's 1500 alone is not S(128)
+    assert any("batch_size=128: seed(s) 1 did not reach the target" in w for w in t.warnings)
+
+
 def test_edge_lr_warned(tmp_path):
     lines = ["params,tokens,batch_size,steps,lr"]
     for b, s in [(16, 8000), (32, 4300), (64, 2400)]:

@@ -5,8 +5,10 @@ docs/design.md, "Steps table": required columns ``params,tokens,batch_size,steps
 optional gradient-noise-scale columns (declared here once; ``scaling.sweep.export`` writes
 them, the analysis reads the first two groups). Rows with equal (params, tokens) form a group;
 within a group the minimum steps over the tuning grid (``lr``) is used per batch size
-(Zhang et al. 2024, S(B) is "minimum over the tuning grid at that B"). Replicate seeds of one
-(batch size, lr) cell are combined by their geometric mean (the fits work in log S). Censored,
+(Zhang et al. 2024, S(B) is "minimum over the tuning grid at that B"). With replicate seeds,
+each seed's minimum over the tuning grid is taken first and the seeds' minima are combined by
+their geometric mean (the fits work in log S); a batch size where a seed never reached the
+target is not a data point (keeping the other seeds would keep only the lucky ones). Censored,
 diverged and failed rows are not data points: they are excluded and reported.
 
 The input is a CSV (``load_steps``) or rows already in memory (``table_from_records``, e.g. a
@@ -29,7 +31,7 @@ from scaling.errors import ScalingError
 
 REQUIRED_COLUMNS = ("params", "tokens", "batch_size", "steps")
 OPTIONAL_COLUMNS = ("seq_len", "lr", "seed", "target_loss", "status")
-# A sweep export's bookkeeping: best_lr (fewest steps at that (params, tokens, batch size)),
+# A sweep export's bookkeeping: best_lr (fewest steps at that (params, tokens, batch size, seed)),
 # lr_edge (low/high: that lr is the grid's smallest/largest), the run's model, phase, id, reason.
 BOOKKEEPING_COLUMNS = ("best_lr", "lr_edge", "model", "phase", "run_id", "reason")
 B_SIMPLE_COLUMN = "b_simple"            # B_simple at the run's target crossing (sequences)
@@ -68,6 +70,7 @@ class Excluded:
     status: str
     line: int
     lr: Optional[float] = None  # the tuning-grid value this run tried, if the table has it
+    seed: Optional[str] = None  # the replicate it belongs to, if the table has seeds
 
     def describe(self) -> str:
         return (f"line {self.line}: params={_fmt(self.params)} tokens={_fmt(self.tokens)} "
@@ -79,8 +82,9 @@ class Group:
     """S(B) of one (params, tokens) pair after the minimum over the tuning grid.
 
     ``batch_sizes`` ascending, ``steps`` the chosen value per batch size. ``replicates[i]`` holds
-    the individual seeds' steps of the chosen lr cell at ``batch_sizes[i]`` (length 1 when there
-    is a single run); ``best_lr[i]`` the chosen lr (None when the table has no lr column).
+    the individual seeds' steps at ``batch_sizes[i]``, each at that seed's best lr (length 1 when
+    there is a single run); ``best_lr[i]`` the chosen lr, with seeds the one most of them won with
+    (None when the table has no lr column).
     """
 
     params: float
@@ -151,7 +155,7 @@ def parse_rows(records: Iterable[Mapping[str, object]], first_line: int = 2) -> 
         if status in EXCLUDED_STATUSES:
             lr_text = rec.get("lr", "").strip()
             lr = _number(lr_text, "lr", line, positive=True, allow_empty=True) if lr_text else None
-            excluded.append(Excluded(params, tokens, batch, status, line, lr))
+            excluded.append(Excluded(params, tokens, batch, status, line, lr, rec.get("seed", "").strip() or None))
             continue
         steps_text = rec.get("steps", "").strip().lower()
         if steps_text in ("", "nan", "inf", "none", "null"):
@@ -185,16 +189,78 @@ def _single(values: list, what: str, key: tuple) -> Optional[float]:
     return present[0]
 
 
+def _edge_warning(key: tuple, b: float, lr_best, tried) -> Optional[str]:
+    tried = sorted(set(tried))
+    if lr_best is None or len(tried) < 2 or lr_best not in (tried[0], tried[-1]):
+        return None
+    edge = "smallest" if lr_best == tried[0] else "largest"
+    return (f"params={_fmt(key[0])} tokens={_fmt(key[1])} batch_size={_fmt(b)}: best lr {lr_best:g} is the "
+            f"{edge} tried; the tuning grid may not contain the optimum")
+
+
+def _one_replicate(key, by_batch, tried_elsewhere):
+    """S(B) of a group with one seed (or none): the minimum over lr (mean over a cell's repeats)."""
+    steps, reps, best, warnings = [], [], [], []
+    for b in sorted(by_batch):
+        cells = {lr: [v for vs in per_seed.values() for v in vs] for lr, per_seed in by_batch[b].items()}
+        options = {lr: float(np.exp(np.mean(np.log(v)))) for lr, v in cells.items()}
+        lr_best = min(options, key=options.get)
+        steps.append(options[lr_best])
+        reps.append(tuple(cells[lr_best]))
+        best.append(lr_best)
+        tried = [lr for lr in options if lr is not None] + [lr for (lr, _) in tried_elsewhere.get((*key, b), ())]
+        warnings.append(_edge_warning(key, b, lr_best, tried))
+    return sorted(by_batch), steps, reps, best, [w for w in warnings if w]
+
+
+def _replicated(key, by_batch, tried_elsewhere, seeds):
+    """S(B) of a group with several seeds: each seed's minimum over lr, then their geometric mean.
+
+    A batch size where a seed was tried but never reached the target is not a data point: its
+    S(B) lies above what that seed measured, and a mean over the other seeds would keep only the
+    lucky ones. The best lr reported is the one most seeds won with (ties: the faster)."""
+    kept, steps, reps, best, warnings = [], [], [], [], []
+    for b in sorted(by_batch):
+        per_seed = {}
+        for lr, runs in by_batch[b].items():
+            for seed, vs in runs.items():
+                v = float(np.exp(np.mean(np.log(vs))))
+                if seed not in per_seed or v < per_seed[seed][0]:
+                    per_seed[seed] = (v, lr)
+        failed = sorted(str(sd) for (_, sd) in tried_elsewhere.get((*key, b), ()) if sd in seeds and sd not in per_seed)
+        if failed:
+            warnings.append(f"params={_fmt(key[0])} tokens={_fmt(key[1])} batch_size={_fmt(b)}: seed(s) "
+                            f"{', '.join(sorted(set(failed)))} did not reach the target there (censored or "
+                            f"unfinished); not a data point")
+            continue
+        values = [v for v, _ in per_seed.values()]
+        wins: dict = {}
+        for v, lr in per_seed.values():
+            wins.setdefault(lr, []).append(v)
+        lr_best = min(wins, key=lambda lr: (-len(wins[lr]), min(wins[lr])))
+        kept.append(b)
+        steps.append(float(np.exp(np.mean(np.log(values)))))
+        reps.append(tuple(values))
+        best.append(lr_best)
+        for seed, (_, lr) in sorted(per_seed.items(), key=lambda kv: str(kv[0])):
+            tried = [x for x, runs in by_batch[b].items() if seed in runs and x is not None] + \
+                [x for (x, sd) in tried_elsewhere.get((*key, b), ()) if sd == seed and x is not None]
+            w = _edge_warning(key, b, lr, tried)
+            if w:
+                warnings.append(f"{w} (seed {seed})")
+    return kept, steps, reps, best, warnings
+
+
 def group_rows(rows: Sequence[Row], min_batch_sizes: int = MIN_BATCH_SIZES,
                excluded: Sequence[Excluded] = ()) -> tuple[list, list]:
-    """Groups by (params, tokens): geometric mean over seeds, minimum over lr per batch size.
+    """Groups by (params, tokens), S(B) per batch size: with one seed the minimum over lr; with
+    several, each seed's minimum over lr, then the geometric mean over seeds (``_replicated``).
 
     The grid-edge warning (best lr the smallest or largest tried) counts the lrs of ``excluded``
     rows at the same batch size as tried: an lr that never reached the target was still tried."""
     tried_elsewhere: dict = {}
     for e in excluded:
-        if e.lr is not None:
-            tried_elsewhere.setdefault((e.params, e.tokens, e.batch_size), set()).add(e.lr)
+        tried_elsewhere.setdefault((e.params, e.tokens, e.batch_size), set()).add((e.lr, e.seed))
     cells: dict = {}
     for r in rows:
         key = (r.params, r.tokens)
@@ -216,28 +282,16 @@ def group_rows(rows: Sequence[Row], min_batch_sizes: int = MIN_BATCH_SIZES,
         target = _single([r.target_loss for r in runs], "target_loss", key)
         by_batch: dict = {}
         for r in runs:
-            by_batch.setdefault(r.batch_size, {}).setdefault(r.lr, []).append(r.steps)
-        batch_sizes = sorted(by_batch)
+            by_batch.setdefault(r.batch_size, {}).setdefault(r.lr, {}).setdefault(r.seed, []).append(r.steps)
+        seeds = {r.seed for r in runs}
+        if len(seeds) > 1:
+            batch_sizes, steps, reps, best, group_warnings = _replicated(key, by_batch, tried_elsewhere, seeds)
+        else:
+            batch_sizes, steps, reps, best, group_warnings = _one_replicate(key, by_batch, tried_elsewhere)
         if len(batch_sizes) < min_batch_sizes:
             raise ScalingError(f"group params={_fmt(key[0])} tokens={_fmt(key[1])} has "
                                f"{len(batch_sizes)} usable batch size(s); at least {min_batch_sizes} "
                                f"are needed to fit S(B)")
-        lrs = sorted({r.lr for r in runs if r.lr is not None})
-        steps, reps, best = [], [], []
-        group_warnings = []
-        for b in batch_sizes:
-            options = {lr: float(np.exp(np.mean(np.log(v)))) for lr, v in by_batch[b].items()}
-            lr_best = min(options, key=options.get)
-            steps.append(options[lr_best])
-            reps.append(tuple(by_batch[b][lr_best]))
-            best.append(lr_best)
-            tried = [lr for lr in options if lr is not None] + sorted(tried_elsewhere.get((*key, b), ()))
-            if lr_best is not None and len(tried) >= 2 and lr_best in (min(tried), max(tried)):
-                edge = "smallest" if lr_best == min(tried) else "largest"
-                group_warnings.append(
-                    f"params={_fmt(key[0])} tokens={_fmt(key[1])} batch_size={_fmt(b)}: best lr "
-                    f"{lr_best:g} is the {edge} tried; the tuning grid may not contain the optimum")
-        del lrs
         groups.append(Group(params=key[0], tokens=key[1], batch_sizes=np.array(batch_sizes, float),
                             steps=np.array(steps, float), replicates=tuple(reps), best_lr=tuple(best),
                             seq_len=seq_len, target_loss=target, warnings=tuple(group_warnings)))

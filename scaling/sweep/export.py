@@ -90,10 +90,11 @@ def _row(rec, group_targets: dict) -> dict:
 
 
 def _mark_best(rows: list) -> None:
-    """best_lr and lr_edge per (group, batch size): min over lrs of the geometric mean over seeds."""
+    """best_lr and lr_edge per (group, batch size, seed): each seed's fastest lr, as S(B) tunes
+    each seed's lr before the seeds are averaged (``scaling.analysis.steps_table.group_rows``)."""
     cells: dict = {}
     for r in rows:
-        cells.setdefault((r["_group"], r["params"], r["tokens"], r["batch_size"]), []).append(r)
+        cells.setdefault((r["_group"], r["params"], r["tokens"], r["batch_size"], str(r["seed"])), []).append(r)
     for members in cells.values():
         tried = sorted({float(r["lr"]) for r in members if r["lr"] is not None})
         by_lr: dict = {}
