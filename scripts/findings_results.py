@@ -152,6 +152,18 @@ def _alike(ratio: dict) -> str:
     return "disagrees"
 
 
+def _as_well(ratio: dict, other: str) -> str:
+    """Verdict on "constant lr + EWA does as well as ``other``" from CBS(constant-ewa) / CBS(other)."""
+    if "pending" in ratio:
+        return ratio["pending"]
+    lo, hi = ratio["ci"]
+    if lo > 1.0:
+        return "agrees: constant + EWA's CBS is the larger"
+    if hi < 1.0:
+        return f"disagrees: {other}'s CBS is the larger"
+    return _alike(ratio)
+
+
 def _fmt_ci(x, ci, digits=2) -> str:
     return f"{x:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
@@ -186,9 +198,9 @@ def claims(laws: dict, schedules: dict, tuning: dict, width_depth: dict) -> list
                      ("agrees" if lo > 0 else "cannot tell at this scale")
                      + f"; {ZHANG_EXPONENT} is {'inside' if lo <= ZHANG_EXPONENT <= hi else 'outside'} our interval"))
     for key, r in schedules["ratios"].items():
-        a = key.split("/")[0].replace("d24-L2-", "")
-        ours = f"CBS ratio {a} / constant-ewa = {_fmt_ci(r['ratio'], r['ci'])}" if "pending" not in r else "pending"
-        rows.append((f"Constant lr + EWA does as well as {a}", "alike (qualitative)", ours, _alike(r)))
+        other = key.split("/")[1].replace("d24-L2-", "")
+        ours = f"CBS ratio constant-ewa / {other} = {_fmt_ci(r['ratio'], r['ci'])}" if "pending" not in r else "pending"
+        rows.append((f"Constant lr + EWA does as well as {other}", "as well (qualitative)", ours, _as_well(r, other)))
     for key, r in width_depth.items():
         ours = f"CBS ratio {key} = {_fmt_ci(r['ratio'], r['ci'])}" if "pending" not in r else "pending"
         rows.append((f"Width and depth scaling behave alike ({key.replace('/', ' vs ')})", "alike (qualitative)",
@@ -251,7 +263,7 @@ def main(argv=None) -> int:
         tune[BASELINE] = sched.get(BASELINE, "not measured")
         schedules = {"configurations": {m: (_group_dict(g) if hasattr(g, "cbs") else {"pending": g})
                                         for m, g in sched.items()},
-                     "ratios": _ratios(sched, [(m, BASELINE) for m in SCHEDULE_MODELS if m != BASELINE])}
+                     "ratios": _ratios(sched, [(BASELINE, m) for m in SCHEDULE_MODELS if m != BASELINE])}
         tuning = {"configurations": {m: (_group_dict(g) if hasattr(g, "cbs") else {"pending": g})
                                      for m, g in tune.items()},
                   "ratios": _ratios(tune, [(m, BASELINE) for m in tune if m != BASELINE])}
