@@ -182,11 +182,17 @@ def steps_table(s: SweepSource):
     return _table(*_source(s))
 
 
+@lru_cache(maxsize=None)
+def _sha(path: str, mtime: float) -> str:
+    from scaling.sweep.export import table_sha256
+    return table_sha256(path)
+
+
 def fit_files(s: SweepSource, fits_dir) -> list:
     """(path, LawFit) of every fit file in fits_dir or the sweep dir fitted on this exact table."""
     from scaling.analysis import load_law
 
-    sha = steps_table(s).sha256
+    sha = _sha(*_source(s))
     out = []
     for d in (Path(fits_dir), s.path):
         if not d.is_dir():
@@ -315,12 +321,12 @@ def _dig(d: dict, dotted: str):
 
 def runs_by(s: SweepSource, label: Callable) -> dict:
     """label(config dict) -> key or None; key -> the steps-table rows (``scaling.sweep.export``)
-    of the sweep's runs that chased a target."""
+    of the sweep's trained runs (reference and chase; not those censored without training)."""
     from scaling.sweep.export import steps_rows
 
     out: dict = {}
     for row in steps_rows(s.path):
-        if row["phase"] != "chase" or not row["run_id"]:
+        if not row["run_id"] or not (s.path / row["run_id"]).is_dir():
             continue
         key = label((rundir.read_config(s.path / row["run_id"]) or {}).get("config", {}))
         if key is not None:
@@ -329,9 +335,10 @@ def runs_by(s: SweepSource, label: Callable) -> dict:
 
 
 def groups_from_records(records) -> list:
-    """Steps-table groups (``scaling.analysis.steps_table``: min over lr, geometric mean over seeds)."""
+    """Steps-table groups (``scaling.analysis.steps_table.group_rows``: S(B) the minimum over lr,
+    seeds averaged after; censored rows count as tried)."""
     from scaling.analysis.steps_table import group_rows, parse_rows
 
-    rows, _ = parse_rows(records)
-    groups, _ = group_rows(rows)
+    rows, excluded = parse_rows(records)
+    groups, _ = group_rows(rows, excluded=excluded)
     return groups

@@ -172,6 +172,14 @@ def load_table(source: "str | os.PathLike", min_batch_sizes: int = MIN_BATCH_SIZ
     return load_steps(source, min_batch_sizes, where)
 
 
+def table_sha256(source: "str | os.PathLike") -> str:
+    """The input hash ``load_table`` would give the table (what fit files name), without building
+    its groups: a sweep whose shapes hold several configurations has a hash but no one table."""
+    if Path(source).is_dir():
+        return records_sha256(steps_rows(source))
+    return read_csv_records(Path(source))[1]
+
+
 def load_records(source: "str | os.PathLike") -> list:
     """The rows (dicts, every column kept) of a steps CSV or of a sweep or runs directory."""
     if Path(source).is_dir():
