@@ -93,3 +93,15 @@ def test_the_documented_command_regenerates_the_shipped_results(tmp_path):
     for name in ("cbs", *FITS):
         new = json.loads((tmp_path / "fits" / f"cpu_reference_{name}.json").read_text())
         _assert_close(new, json.loads((REPO / "fits" / f"cpu_reference_{name}.json").read_text()))
+
+
+def test_the_documented_sweep_command_resumes_the_shipped_sweep_and_trains_nothing(tmp_path):
+    """``scaling sweep runs/grids/cpu_reference.yaml``: its manifest predates the protocol key
+    (those sweeps trained the grid), so the grid file pinning ``protocol: grid`` is the same plan."""
+    import shutil
+
+    sweep = tmp_path / "cpu_reference"
+    shutil.copytree(SWEEP, sweep)
+    assert main(["sweep", str(REPO / "runs" / "grids" / "cpu_reference.yaml"), "--out", str(sweep), "--quiet"]) == 0
+    assert sorted(p.name for p in sweep.iterdir() if (p / "config.json").is_file()) == \
+        sorted(p.name for p in SWEEP.iterdir() if (p / "config.json").is_file())

@@ -145,6 +145,18 @@ def test_per_model_lr_grid_widens_one_model_only(tmp_path):
         parse_grid({**NQM_GRID, "models": [{"dim": 32, "lrs": [-1]}]})
 
 
+def test_per_model_rules_replace_the_grids_for_that_model_only(tmp_path):
+    grid = write_grid(tmp_path / "g.yaml", by_batch_size={"momentum": {1: 0.0, 16: 0.5}, "q": {1: 0.25}},
+                      models=[{"dim": 32, "name": "a"},
+                              {"dim": 32, "name": "b", "by_batch_size": {"momentum": {1: 0.9, 8: 0.8}}}])
+    plan = expand(load_grid(grid), W)
+    got = {(r.group.split("@")[0], r.batch_size): (r.spec["momentum"], r.spec["q"]) for r in plan.runs}
+    assert got[("a", 4)] == (0.0, 0.25) and got[("a", 16)] == (0.5, 0.25)
+    assert got[("b", 4)] == (0.9, 0.25) and got[("b", 16)] == (0.8, 0.25)  # the grid's q still applies
+    with pytest.raises(ScalingError, match=r"models\[0\].by_batch_size.momentum: empty mapping"):
+        parse_grid({**NQM_GRID, "models": [{"dim": 32, "by_batch_size": {"momentum": {}}}]})
+
+
 def test_per_model_seeds_replicate_one_model_only(tmp_path):
     grid = write_grid(tmp_path / "g.yaml", seeds=[0],
                       models=[{"dim": 32, "name": "a"}, {"dim": 64, "name": "b", "seeds": [0, 1]}])

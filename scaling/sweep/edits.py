@@ -29,6 +29,7 @@ import json
 from typing import Optional
 
 from scaling.errors import ScalingError
+from scaling.sweep.grid import GRID as GRID_PROTOCOL
 
 # Grid fields (``scaling.sweep.grid.Grid``) that must not change; the models, data sizes and batch
 # sizes are compared run by run; ``description`` and ``together`` never change what a run computes.
@@ -48,6 +49,9 @@ def _stored_plan(manifest: dict, workload):
     raw = manifest.get("grid")
     if not isinstance(raw, dict):
         return None
+    if "protocol" not in manifest and "protocol" not in raw:
+        # a manifest from before protocols (it names its protocol since): those sweeps trained the grid
+        raw = {**raw, "protocol": GRID_PROTOCOL}
     try:
         grid = parse_grid(raw, source="sweep.json", top_keys=workload_top_keys(workload.name),
                           default_name=str(manifest.get("name", "sweep")))

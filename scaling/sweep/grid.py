@@ -39,8 +39,10 @@ Workload-specific content lives in ``base`` (merged into every run's config) and
 
 Reserved keys in a model entry: ``name``, ``tokens``, ``tokens_per_param`` (override the data
 sizes for that model), ``target`` (an explicit loss for that model's groups), ``lrs`` (that
-model's learning-rate grid, e.g. widened where a winning lr sat at the edge of the global one) and
-``seeds`` (that model's seeds, e.g. replicates for the one family whose law should carry seed noise).
+model's learning-rate grid, e.g. widened where a winning lr sat at the edge of the global one),
+``seeds`` (that model's seeds, e.g. replicates for the one family whose law should carry seed noise)
+and ``by_batch_size`` (rules for that model's runs, over the grid's for the same key; e.g. a
+schedule's budget per batch size).
 Everything is validated before anything runs; a bad file raises ``ScalingError`` (exit 2).
 """
 
@@ -61,7 +63,7 @@ DEFINITION1 = "definition1"  # Zhang et al. 2024, Definition 1
 DEFAULT_MAX_TOKENS_FACTOR = 4.0  # token cap of target-chasing runs, as a multiple of D
 DEFAULT_WORKLOAD = "lm"
 AUTO = "auto"  # ``together: auto``: vmapped groups on an accelerator, one run at a time on a CPU
-RESERVED_MODEL_KEYS = ("name", "tokens", "tokens_per_param", "target", "lrs", "seeds")
+RESERVED_MODEL_KEYS = ("name", "tokens", "tokens_per_param", "target", "lrs", "seeds", "by_batch_size")
 # the config section a model entry's bare keys go to ({d_model: 32} -> {model: {d_model: 32}})
 MODEL_SECTION = {"lm": "model"}
 # the config key warmup_fraction sets, per workload
@@ -106,6 +108,7 @@ class ModelSpec:
     target: Optional[float] = None
     lrs: tuple = ()  # this model's lr grid (widened where a winner sat at the edge); () = the grid's
     seeds: tuple = ()  # this model's seeds (replicates where seed noise is measured); () = the grid's
+    by_batch_size: dict = field(default_factory=dict)  # this model's rules, over the grid's same keys
 
 
 @dataclass(frozen=True)
@@ -137,10 +140,11 @@ class Grid:
     def definition1(self) -> bool:
         return self.target == DEFINITION1
 
-    def rule_values(self, batch_size: int) -> dict:
-        """Dotted key -> value of each ``by_batch_size`` rule at ``batch_size``."""
+    def rule_values(self, batch_size: int, model_rules: Optional[Mapping] = None) -> dict:
+        """Dotted key -> value of each ``by_batch_size`` rule at ``batch_size``; a model's own
+        rules (``ModelSpec.by_batch_size``) replace the grid's for the same key."""
         out = {}
-        for key, table in self.by_batch_size.items():
+        for key, table in {**self.by_batch_size, **(model_rules or {})}.items():
             below = [b for b in table if b <= batch_size]
             out[key] = table[max(below)] if below else table[min(table)]
         return out
@@ -225,6 +229,18 @@ def _expand_shorthand(workload: str, entry: dict, top_keys: Optional[set]) -> di
     return out
 
 
+def _parse_rules(value, name: str, where: str) -> dict:
+    """``by_batch_size``: dotted key -> {batch size: value}."""
+    rules = {}
+    for key, table in _mapping(value, name, where).items():
+        table = _mapping(table, f"{name}.{key}", where)
+        if not table:
+            _bad(where, f"{name}.{key}: empty mapping")
+        rules[str(key)] = {_number(b, f"{name}.{key} batch size {b!r}", where, integer=True): v
+                           for b, v in table.items()}
+    return rules
+
+
 def _parse_models(data: dict, workload: str, where: str, top_keys: Optional[set]) -> tuple:
     entries = data.get("models", None)
     grid_entries = []
@@ -264,6 +280,7 @@ def _parse_models(data: dict, workload: str, where: str, top_keys: Optional[set]
         target = entry.pop("target", None)
         lrs = entry.pop("lrs", None)
         seeds = entry.pop("seeds", None)
+        rules = _parse_rules(entry.pop("by_batch_size", None), f"{key}.by_batch_size", where)
         fragment = _expand_shorthand(workload, entry, top_keys)
         if name is None:
             name = _model_name(fragment, i)
@@ -277,7 +294,8 @@ def _parse_models(data: dict, workload: str, where: str, top_keys: Optional[set]
             target=_number(target, f"{key}.target", where) if target is not None else None,
             lrs=tuple(sorted(set(_number_list(lrs, f"{key}.lrs", where)))) if lrs is not None else (),
             seeds=tuple(dict.fromkeys(_number_list(seeds, f"{key}.seeds", where, integer=True, positive=False)))
-            if seeds is not None else ()))
+            if seeds is not None else (),
+            by_batch_size=rules))
     names = [m.name for m in models]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
@@ -314,7 +332,8 @@ def parse_grid(data: Any, source: str = "grid", top_keys: Optional[set] = None,
         if not (m.tokens or m.tokens_per_param or tokens or tpp):
             _bad(where, f"model {m.name!r} has no data size: give 'tokens' and/or 'tokens_per_param'")
     models = tuple(m if (m.tokens or m.tokens_per_param) else
-                   ModelSpec(m.name, m.fragment, tokens, tpp, m.target, m.lrs, m.seeds) for m in models)
+                   ModelSpec(m.name, m.fragment, tokens, tpp, m.target, m.lrs, m.seeds, m.by_batch_size)
+                   for m in models)
     ref = data.get("reference_batch")
     ref = _number(ref, "reference_batch", where, integer=True) if ref is not None else None
     notes = ()
@@ -351,15 +370,7 @@ def parse_grid(data: Any, source: str = "grid", top_keys: Optional[set] = None,
             _bad(where, f"warmup_fraction must be in [0, 1), got {warm}")
         if workload not in WARMUP_KEY:
             _bad(where, f"warmup_fraction: workload {workload!r} has no warmup")
-    rules = {}
-    for key, table in _mapping(data.get("by_batch_size"), "by_batch_size", where).items():
-        table = _mapping(table, f"by_batch_size.{key}", where)
-        if not table:
-            _bad(where, f"by_batch_size.{key}: empty mapping")
-        parsed = {}
-        for b, v in table.items():
-            parsed[_number(b, f"by_batch_size.{key} batch size {b!r}", where, integer=True)] = v
-        rules[str(key)] = parsed
+    rules = _parse_rules(data.get("by_batch_size"), "by_batch_size", where)
     return Grid(name=name, workload=workload, base=base, models=models, batch_sizes=batch_sizes,
                 lrs=lrs, seeds=seeds, reference_batch=ref, target=target, max_tokens_factor=factor,
                 warmup_fraction=warm, by_batch_size=rules, together=together, source=source, raw=data, notes=notes,

@@ -86,9 +86,9 @@ def _axis(workload, name: str) -> str:
 
 
 def _spec(grid: Grid, workload, fragment: dict, *, batch: int, lr: float, seed: int, tokens: int,
-          max_tokens: Optional[int]) -> dict:
+          max_tokens: Optional[int], rules: Optional[dict] = None) -> dict:
     spec = deep_merge(grid.base, fragment)
-    for key, value in grid.rule_values(batch).items():
+    for key, value in grid.rule_values(batch, rules).items():
         set_dotted(spec, key, copy.deepcopy(value))
     set_dotted(spec, _axis(workload, "batch_size"), batch)
     set_dotted(spec, _axis(workload, "lr"), lr)
@@ -147,7 +147,7 @@ def expand(grid: Grid, workload) -> Plan:
                     for seed in (m.seeds or grid.seeds):
                         max_tokens = None if phase == REFERENCE else cap
                         spec = _spec(grid, workload, m.fragment, batch=b, lr=lr, seed=seed,
-                                     tokens=tokens, max_tokens=max_tokens)
+                                     tokens=tokens, max_tokens=max_tokens, rules=m.by_batch_size)
                         run = RunSpec(group=key, phase=phase, batch_size=b, lr=lr, seed=seed,
                                       max_tokens=max_tokens, spec=spec)
                         check = with_target(workload, run, explicit if explicit is not None else
