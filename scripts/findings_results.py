@@ -1,20 +1,21 @@
 """Turn the findings study's run records into its shipped results: steps tables, fits, the findings table.
 
-    python scripts/findings_results.py        # runs/findings{,_schedules,_tuning} -> runs/, fits/
+    python scripts/findings_results.py        # runs/findings{,_schedules,_schedules_own,_tuning} -> runs/, fits/
 
 The study (issue 16; grids in runs/grids/findings*.yaml, write-up in docs/findings.md) measures
 the five claims of Zhang et al. 2024 about the critical batch size. From the run records alone
 (no training), this writes, each file atomically:
 
-- ``runs/<sweep>/steps.csv`` for the three sweeps            (``scaling steps <sweep>``)
+- ``runs/<sweep>/steps.csv`` for the four sweeps             (``scaling steps <sweep>``)
 - ``fits/findings_cbs.json``: every group of ``runs/findings`` (``scaling cbs``)
 - ``fits/findings_cbs_vs_tokens.json``: d24-L2 at five data sizes, two seeds (``scaling fit
   --against tokens --where model=d24-L2``)
 - ``fits/findings_cbs_vs_params.json``: the 2-layer models at 20 tokens per parameter
 - ``fits/findings_cbs_vs_params_fixed_tokens.json``: the 2-layer models at D = 1,105,920
 - ``fits/findings_cbs_joint.json``: every group of the 2-layer models
-- ``fits/findings_schedules_cbs.json``, ``fits/findings_tuning_cbs.json``: each configuration's
-  CBS (``scaling cbs <sweep> --where model=NAME``) and its ratio to the baseline's
+- ``fits/findings_schedules_cbs.json`` (``runs/findings_schedules`` and ``_schedules_own``),
+  ``fits/findings_tuning_cbs.json``: each configuration's CBS (``scaling cbs <sweep> --where
+  model=NAME``) and its ratio to the baseline's
 - ``fits/findings_summary.json``: the findings table (claim, Zhang et al.'s number where they give
   one, ours with its 95% interval, verdict) and the study's cost,
 
@@ -32,6 +33,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
+from scaling import rundir
 from scaling.analysis import critical_batch_sizes, fit_law
 from scaling.analysis.compare import cbs_ratio
 from scaling.analysis.steps_table import select_groups, select_records, table_from_records
@@ -42,12 +44,15 @@ from scaling.sweep import steps_rows, write_steps_csv
 from scaling.sweep.records import read_sweep
 
 MAIN, SCHEDULES, TUNING = "findings", "findings_schedules", "findings_tuning"
+SCHEDULES_OWN = "findings_schedules_own"  # cosine and WSD again, each budget from its own needs
 DATA_MODEL = "d24-L2"                                    # item 2: data size at one model size
 WIDTH_MODELS = ("d24-L2", "d32-L2", "d48-L2", "d72-L2")  # item 1: 2-layer models grown in width
 FIXED_TOKENS = 1105920                                   # item 3: model size at one data size
 WIDTH_DEPTH_PAIRS = (("d30-L2", "d24-L3"), ("d42-L2", "d24-L6"))  # item 4: (width-, depth-scaled)
 BASELINE = "d24-L2-constant-ewa"                         # items 5 and 6 compare against it
 SCHEDULE_MODELS = ("d24-L2-constant-ewa", "d24-L2-constant", "d24-L2-cosine", "d24-L2-wsd")
+OWN_MODELS = ("d24-L2-cosine-own", "d24-L2-wsd-own")
+OWN_SUFFIX = "-own"
 MOMENTUM_MODELS = {"d24-L2-beta1-0.8": 0.8, BASELINE: 0.9, "d24-L2-beta1-0.95": 0.95}
 FIXED_LR_MODEL = "d24-L2-fixed-lr"
 # Zhang et al. 2024 (arXiv:2410.21676): B* ~ N^0.47 at Chinchilla-optimal D = 20 N (their
@@ -57,6 +62,7 @@ ZHANG_EXPONENT = 0.47
 # an interval holding 1 but wider than that cannot tell the two apart at this scale.
 ALIKE_BOUND = 2.0
 SMALLEST_BATCH_MULTIPLE = 4.0  # the issue's aim: CBS at least 4x the smallest batch tried
+REFERENCE_BATCH = 1.0          # every grid of the study: reference_batch 1, the smallest batch tried
 
 
 def _rows(runs: Path, name: str) -> list:
@@ -74,8 +80,10 @@ def _subset(rows: list, models) -> list:
 
 
 def _cbs(rows: list, where: Optional[dict] = None):
+    """Definition-1 CBS of the rows' groups, linear scaling from the study's B_ref = 1 (the
+    batch its targets come from; a group whose B = 1 is not a data point uses the fitted S(1))."""
     table = table_from_records(rows, "", "")
-    return critical_batch_sizes(select_groups(table, where or {}))
+    return critical_batch_sizes(select_groups(table, where or {}), reference_batch=REFERENCE_BATCH)
 
 
 def _law(rows, models, against, fits: Path, name: str, where=None) -> dict:
@@ -127,7 +135,7 @@ def _cost(runs: Path, names) -> dict:
 
 def _group_dict(g) -> dict:
     return {"params": g.params, "tokens": g.tokens, "cbs": g.cbs, "cbs_ci": list(g.cbs_ci),
-            "smallest_batch": min(g.batch_sizes), "b_noise": g.b_noise, "target_loss": g.target_loss,
+            "reference_batch": g.reference_batch, "b_noise": g.b_noise, "target_loss": g.target_loss,
             "batch_sizes": list(g.batch_sizes), "steps": list(g.steps)}
 
 
@@ -152,16 +160,34 @@ def _alike(ratio: dict) -> str:
     return "disagrees"
 
 
-def _as_well(ratio: dict, other: str) -> str:
+def _past_budget(sweep: Path, rows: list, model: str) -> list:
+    """Batch sizes where ``model``'s fastest run reached the target only after its decay horizon
+    (``optim.horizon_tokens``), i.e. at the schedule's floor lr: the plan's budget was short."""
+    out = []
+    for r in rows:
+        if r.get("model") != model or r.get("status") != "done" or r.get("best_lr") != r.get("lr"):
+            continue
+        config = (rundir.read_config(sweep / r["run_id"]) or {}).get("config", {})
+        horizon = (config.get("optim") or {}).get("horizon_tokens")
+        tokens = float(r["steps"]) * float(r["batch_size"]) * float(r["seq_len"])
+        if horizon is not None and config["optim"].get("schedule") != "constant" and tokens > horizon:
+            out.append(int(float(r["batch_size"])))
+    return sorted(set(out))
+
+
+def _as_well(ratio: dict, other: str, past: list) -> str:
     """Verdict on "constant lr + EWA does as well as ``other``" from CBS(constant-ewa) / CBS(other)."""
     if "pending" in ratio:
         return ratio["pending"]
     lo, hi = ratio["ci"]
+    plan = "its own needs in the first plan" if other.endswith(OWN_SUFFIX) else "constant + EWA's needs"
+    note = (f" (budgets planned from {plan}; {other} needed more than its budget at "
+            f"B = {', '.join(map(str, past))})") if past else ""
     if lo > 1.0:
-        return "agrees: constant + EWA's CBS is the larger"
+        return "agrees: constant + EWA's CBS is the larger" + note
     if hi < 1.0:
-        return f"disagrees: {other}'s CBS is the larger"
-    return _alike(ratio)
+        return f"disagrees: {other}'s CBS is the larger" + note
+    return _alike(ratio) + note
 
 
 def _fmt_ci(x, ci, digits=2) -> str:
@@ -199,8 +225,10 @@ def claims(laws: dict, schedules: dict, tuning: dict, width_depth: dict) -> list
                      + f"; {ZHANG_EXPONENT} is {'inside' if lo <= ZHANG_EXPONENT <= hi else 'outside'} our interval"))
     for key, r in schedules["ratios"].items():
         other = key.split("/")[1].replace("d24-L2-", "")
+        what = other[:-len(OWN_SUFFIX)] + ", budgets from its own needs" if other.endswith(OWN_SUFFIX) else other
         ours = f"CBS ratio constant-ewa / {other} = {_fmt_ci(r['ratio'], r['ci'])}" if "pending" not in r else "pending"
-        rows.append((f"Constant lr + EWA does as well as {other}", "as well (qualitative)", ours, _as_well(r, other)))
+        rows.append((f"Constant lr + EWA does as well as {what}", "as well (qualitative)", ours,
+                     _as_well(r, other, schedules["past_budget"].get(f"d24-L2-{other}", []))))
     for key, r in width_depth.items():
         ours = f"CBS ratio {key} = {_fmt_ci(r['ratio'], r['ci'])}" if "pending" not in r else "pending"
         rows.append((f"Width and depth scaling behave alike ({key.replace('/', ' vs ')})", "alike (qualitative)",
@@ -236,7 +264,7 @@ def main(argv=None) -> int:
     runs, fits = Path(a.runs), Path(a.fits)
     fits.mkdir(parents=True, exist_ok=True)
     try:
-        rows = {name: _rows(runs, name) for name in (MAIN, SCHEDULES, TUNING)}
+        rows = {name: _rows(runs, name) for name in (MAIN, SCHEDULES, SCHEDULES_OWN, TUNING)}
         main_rows = rows[MAIN]
         if not main_rows:
             raise ScalingError(f"{runs / MAIN}: no runs")
@@ -258,19 +286,22 @@ def main(argv=None) -> int:
                     by_model.setdefault(m, []).append(g)
         wd_groups = {m: (gs[0] if len(gs) == 1 else f"{len(gs)} groups") for m, gs in by_model.items()}
         width_depth = _ratios({m: g for m, g in wd_groups.items()}, WIDTH_DEPTH_PAIRS)
-        sched = _per_model(rows[SCHEDULES], SCHEDULE_MODELS)
+        sched = {**_per_model(rows[SCHEDULES], SCHEDULE_MODELS), **_per_model(rows[SCHEDULES_OWN], OWN_MODELS)}
         tune = _per_model(rows[TUNING], [m for m in MOMENTUM_MODELS if m != BASELINE] + [FIXED_LR_MODEL])
         tune[BASELINE] = sched.get(BASELINE, "not measured")
         schedules = {"configurations": {m: (_group_dict(g) if hasattr(g, "cbs") else {"pending": g})
                                         for m, g in sched.items()},
-                     "ratios": _ratios(sched, [(BASELINE, m) for m in SCHEDULE_MODELS if m != BASELINE])}
+                     "ratios": _ratios(sched, [(BASELINE, m) for m in SCHEDULE_MODELS + OWN_MODELS if m != BASELINE]),
+                     "past_budget": {**{m: _past_budget(runs / SCHEDULES, rows[SCHEDULES], m) for m in SCHEDULE_MODELS},
+                                     **{m: _past_budget(runs / SCHEDULES_OWN, rows[SCHEDULES_OWN], m)
+                                        for m in OWN_MODELS}}}
         tuning = {"configurations": {m: (_group_dict(g) if hasattr(g, "cbs") else {"pending": g})
                                      for m, g in tune.items()},
                   "ratios": _ratios(tune, [(m, BASELINE) for m in tune if m != BASELINE])}
         atomic_write_text(fits / "findings_schedules_cbs.json", to_json(schedules) + "\n")
         atomic_write_text(fits / "findings_tuning_cbs.json", to_json(tuning) + "\n")
         table = claims(laws, schedules, tuning, width_depth)
-        multiples = [g.cbs / min(g.batch_sizes) for g in everything.groups]
+        multiples = [g.cbs / REFERENCE_BATCH for g in everything.groups]
         summary = {"claims": table, "laws": laws, "width_depth": width_depth,
                    "groups": [{**_group_dict(g), "model": [m for m, n in params_of.items() if n == g.params]}
                               for g in everything.groups],
