@@ -135,6 +135,7 @@ def _cost(runs: Path, names) -> dict:
 
 def _group_dict(g) -> dict:
     return {"params": g.params, "tokens": g.tokens, "cbs": g.cbs, "cbs_ci": list(g.cbs_ci),
+            "b_noise_ci": list(g.b_noise_ci),
             "reference_batch": g.reference_batch, "b_noise": g.b_noise, "target_loss": g.target_loss,
             "batch_sizes": list(g.batch_sizes), "steps": list(g.steps)}
 
@@ -250,6 +251,17 @@ def claims(laws: dict, schedules: dict, tuning: dict, width_depth: dict) -> list
     return [dict(zip(("claim", "zhang2024", "ours", "verdict"), r)) for r in rows]
 
 
+def groups_markdown(groups: list) -> str:
+    """The per-group table of docs/findings.md (CBS and B_noise in sequences of 64 bytes)."""
+    lines = ["| model | N | D | D/N | L\\* | CBS [95%] | CBS / B_ref | B_noise [95%] | batch sizes |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for g in groups:
+        lines.append(f"| {', '.join(g['model'])} | {g['params']:,.0f} | {g['tokens']:,.0f} | {g['tokens'] / g['params']:.0f} "
+                     f"| {g['target_loss']:.3f} | {_fmt_ci(g['cbs'], g['cbs_ci'], 1)} | {g['cbs'] / g['reference_batch']:.1f} "
+                     f"| {_fmt_ci(g['b_noise'], g['b_noise_ci'], 1)} | {', '.join(f'{b:g}' for b in g['batch_sizes'])} |")
+    return "\n".join(lines)
+
+
 def markdown(table: list) -> str:
     lines = ["| claim | Zhang et al. 2024 | ours (95% interval) | verdict |", "|---|---|---|---|"]
     lines += [f"| {r['claim']} | {r['zhang2024']} | {r['ours']} | {r['verdict']} |" for r in table]
@@ -312,6 +324,8 @@ def main(argv=None) -> int:
         print(f"findings_results: error: {e}", file=sys.stderr)
         return 2
     print(markdown(table))
+    print()
+    print(groups_markdown(summary["groups"]))
     cost = summary["cost"]
     print(f"\n{summary['groups_at_least_4x_smallest_batch']} of {summary['groups_measured']} groups have a CBS "
           f"at least {SMALLEST_BATCH_MULTIPLE:g}x their smallest batch. Cost: {cost['tokens_trained'] / 1e6:.0f}M "
