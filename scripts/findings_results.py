@@ -63,6 +63,7 @@ ZHANG_EXPONENT = 0.47
 ALIKE_BOUND = 2.0
 SMALLEST_BATCH_MULTIPLE = 4.0  # the issue's aim: CBS at least 4x the smallest batch tried
 REFERENCE_BATCH = 1.0          # every grid of the study: reference_batch 1, the smallest batch tried
+UNFINISHED = ("pending", "running")
 
 
 def _rows(runs: Path, name: str) -> list:
@@ -73,6 +74,13 @@ def _rows(runs: Path, name: str) -> list:
     if rows:
         write_steps_csv(rows, sweep / "steps.csv")
     return rows
+
+
+def _finished(rows: list) -> tuple:
+    """(rows of the groups whose runs have all finished, the (model, D) of the others): a group
+    whose search still runs has no CBS yet."""
+    running = {(r["model"], r["tokens"]) for r in rows if r["status"] in UNFINISHED}
+    return [r for r in rows if (r["model"], r["tokens"]) not in running], sorted(running)
 
 
 def _subset(rows: list, models) -> list:
@@ -107,7 +115,11 @@ def _law(rows, models, against, fits: Path, name: str, where=None) -> dict:
 def _per_model(rows: list, models) -> dict:
     """Each configuration's one group (``--where model=NAME``), or why it has none yet."""
     out = {}
+    rows, running = _finished(rows)
     for m in models:
+        if any(model == m for model, _ in running):
+            out[m] = "its runs have not all finished"
+            continue
         try:
             (out[m],) = _cbs(select_records(rows, {"model": m})).groups if rows else ("no runs",)
         except ScalingError as e:
@@ -277,9 +289,9 @@ def main(argv=None) -> int:
     fits.mkdir(parents=True, exist_ok=True)
     try:
         rows = {name: _rows(runs, name) for name in (MAIN, SCHEDULES, SCHEDULES_OWN, TUNING)}
-        main_rows = rows[MAIN]
-        if not main_rows:
+        if not rows[MAIN]:
             raise ScalingError(f"{runs / MAIN}: no runs")
+        main_rows, unfinished = _finished(rows[MAIN])
         everything = _cbs(main_rows)
         atomic_write_text(fits / "findings_cbs.json", to_json(everything.to_dict()) + "\n")
         laws = {
@@ -318,7 +330,8 @@ def main(argv=None) -> int:
                    "groups": [{**_group_dict(g), "model": [m for m, n in params_of.items() if n == g.params]}
                               for g in everything.groups],
                    "groups_at_least_4x_smallest_batch": sum(m >= SMALLEST_BATCH_MULTIPLE for m in multiples),
-                   "groups_measured": len(multiples), "cost": _cost(runs, rows)}
+                   "groups_measured": len(multiples), "cost": _cost(runs, rows),
+                   "groups_unfinished": [f"{m}@D{d}" for m, d in unfinished]}
         atomic_write_text(fits / "findings_summary.json", to_json(summary) + "\n")
     except ScalingError as e:
         print(f"findings_results: error: {e}", file=sys.stderr)
@@ -327,6 +340,8 @@ def main(argv=None) -> int:
     print()
     print(groups_markdown(summary["groups"]))
     cost = summary["cost"]
+    if unfinished:
+        print(f"\nnot finished yet: {', '.join(summary['groups_unfinished'])}")
     print(f"\n{summary['groups_at_least_4x_smallest_batch']} of {summary['groups_measured']} groups have a CBS "
           f"at least {SMALLEST_BATCH_MULTIPLE:g}x their smallest batch. Cost: {cost['tokens_trained'] / 1e6:.0f}M "
           f"tokens, {cost['run_hours']:.1f} run-hours, at most {cost['max_epochs']:.2f} epochs of the corpus; runs: "
