@@ -36,7 +36,7 @@ from typing import Optional
 from scaling import rundir
 from scaling.analysis import critical_batch_sizes, fit_law
 from scaling.analysis.compare import cbs_ratio
-from scaling.analysis.steps_table import select_groups, select_records, table_from_records
+from scaling.analysis.steps_table import SELECT_RTOL, select_groups, select_records, table_from_records
 from scaling.errors import ScalingError
 from scaling.plots.sources import CHINCHILLA_TOKENS_PER_PARAM  # Hoffmann et al. 2022: D ~ 20 N
 from scaling.store import atomic_write_text, to_json
@@ -83,6 +83,11 @@ def _finished(rows: list) -> tuple:
     return [r for r in rows if (r["model"], r["tokens"]) not in running], sorted(running)
 
 
+def _matches(params: float, tokens: float, where: dict) -> bool:
+    value = {"params": params, "tokens": tokens, "tokens_per_param": tokens / params}
+    return all(abs(value[k] - v) <= SELECT_RTOL * v for k, v in where.items())
+
+
 def _subset(rows: list, models) -> list:
     return [r for r in rows if r.get("model") in set(models)] if models else list(rows)
 
@@ -94,8 +99,13 @@ def _cbs(rows: list, where: Optional[dict] = None):
     return critical_batch_sizes(select_groups(table, where or {}), reference_batch=REFERENCE_BATCH)
 
 
-def _law(rows, models, against, fits: Path, name: str, where=None) -> dict:
-    """Fit CBS ~ against over the groups of ``models`` (``where`` on the groups); a dict for the summary."""
+def _law(rows, models, against, fits: Path, name: str, where=None, waiting=()) -> dict:
+    """Fit CBS ~ against over the groups of ``models`` (``where`` on the groups); a dict for the
+    summary. Pending while a group of the family in ``waiting`` (unfinished rows) has not finished."""
+    late = sorted({f"{r['model']}@D{r['tokens']}" for r in waiting if r["model"] in set(models)
+                   and _matches(float(r["params"]), float(r["tokens"]), where or {})})
+    if late:
+        return {"pending": f"waiting for {', '.join(late)}"}
     sub = _subset(rows, models)
     try:
         result = _cbs(sub, where)
@@ -292,15 +302,18 @@ def main(argv=None) -> int:
         if not rows[MAIN]:
             raise ScalingError(f"{runs / MAIN}: no runs")
         main_rows, unfinished = _finished(rows[MAIN])
+        waiting = [r for r in rows[MAIN] if r["status"] in UNFINISHED]
         everything = _cbs(main_rows)
         atomic_write_text(fits / "findings_cbs.json", to_json(everything.to_dict()) + "\n")
         laws = {
-            "cbs_vs_tokens": _law(main_rows, [DATA_MODEL], "tokens", fits, "findings_cbs_vs_tokens"),
+            "cbs_vs_tokens": _law(main_rows, [DATA_MODEL], "tokens", fits, "findings_cbs_vs_tokens",
+                                  waiting=waiting),
             "cbs_vs_params": _law(main_rows, WIDTH_MODELS, "params", fits, "findings_cbs_vs_params",
-                                  {"tokens_per_param": CHINCHILLA_TOKENS_PER_PARAM}),
+                                  {"tokens_per_param": CHINCHILLA_TOKENS_PER_PARAM}, waiting),
             "cbs_vs_params_fixed_tokens": _law(main_rows, WIDTH_MODELS, "params", fits,
-                                               "findings_cbs_vs_params_fixed_tokens", {"tokens": FIXED_TOKENS}),
-            "cbs_joint": _law(main_rows, WIDTH_MODELS, "params,tokens", fits, "findings_cbs_joint"),
+                                               "findings_cbs_vs_params_fixed_tokens", {"tokens": FIXED_TOKENS},
+                                               waiting),
+            "cbs_joint": _law(main_rows, WIDTH_MODELS, "params,tokens", fits, "findings_cbs_joint", waiting=waiting),
         }
         by_model = {}
         params_of = {r["model"]: float(r["params"]) for r in main_rows}
