@@ -322,7 +322,9 @@ def main(argv=None) -> int:
                 if n == g.params:
                     by_model.setdefault(m, []).append(g)
         wd_groups = {m: (gs[0] if len(gs) == 1 else f"{len(gs)} groups") for m, gs in by_model.items()}
-        width_depth = _ratios({m: g for m, g in wd_groups.items()}, WIDTH_DEPTH_PAIRS)
+        for m, _ in unfinished:
+            wd_groups.setdefault(m, "its runs have not all finished")
+        width_depth = _ratios(wd_groups, WIDTH_DEPTH_PAIRS)
         sched = {**_per_model(rows[SCHEDULES], SCHEDULE_MODELS), **_per_model(rows[SCHEDULES_OWN], OWN_MODELS)}
         tune = _per_model(rows[TUNING], [m for m in MOMENTUM_MODELS if m != BASELINE] + [FIXED_LR_MODEL])
         tune[BASELINE] = sched.get(BASELINE, "not measured")
