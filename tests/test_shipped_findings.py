@@ -12,7 +12,7 @@ import pytest
 from test_shipped_reference import _assert_close
 
 REPO = Path(__file__).resolve().parent.parent
-SWEEPS = ("findings", "findings_schedules", "findings_tuning")
+SWEEPS = ("findings", "findings_schedules", "findings_schedules_own", "findings_tuning")
 SCRIPT = REPO / "scripts" / "findings_results.py"
 
 
@@ -46,3 +46,14 @@ def test_the_readme_shows_the_findings_table(regenerated):
     _, script = regenerated
     summary = json.loads((REPO / "fits" / "findings_summary.json").read_text())
     assert script["markdown"](summary["claims"]) in (REPO / "README.md").read_text()
+
+
+def test_the_schedules_figure_is_drawn_from_the_shipped_sweep(tmp_path):
+    """Four configurations of one shape in one sweep: the figure splits them by schedule."""
+    from scaling.plots.registry import run_script, scripts, select
+
+    (script,) = select(scripts(REPO / "paper_figs"), ["fig_schedules"])
+    result = run_script(script, REPO / "runs", REPO / "fits", tmp_path)
+    assert result.sweep == "findings_schedules"
+    assert result.data["schedules"] == ["constant", "constant+EWA", "cosine", "wsd"]
+    assert (tmp_path / "fig_schedules.png").stat().st_size > 10_000
