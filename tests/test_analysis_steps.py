@@ -59,6 +59,15 @@ def test_a_batch_size_where_a_seed_never_reached_the_target_is_not_a_data_point(
     assert any("batch_size=128: seed(s) 1 did not reach the target" in w for w in t.warnings)
 
 
+def test_a_censored_row_without_an_lr_is_not_an_lr_tried(tmp_path):
+    lines = ["params,tokens,batch_size,steps,lr,status"]
+    for b, s in [(16, 8000), (32, 4300), (64, 2400)]:
+        lines += [f"1e6,2e7,{b},{s},1e-3,done", f"1e6,2e7,{b},{s * 1.2},3e-3,done", f"1e6,2e7,{b},,,censored"]
+    t = load_steps(write(tmp_path, lines))
+    assert t.groups[0].best_lr == (1e-3, 1e-3, 1e-3)
+    assert any("best lr 0.001 is the smallest tried" in w for w in t.warnings)
+
+
 def test_edge_lr_warned(tmp_path):
     lines = ["params,tokens,batch_size,steps,lr"]
     for b, s in [(16, 8000), (32, 4300), (64, 2400)]:

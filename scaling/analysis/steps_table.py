@@ -208,7 +208,8 @@ def _one_replicate(key, by_batch, tried_elsewhere):
         steps.append(options[lr_best])
         reps.append(tuple(cells[lr_best]))
         best.append(lr_best)
-        tried = [lr for lr in options if lr is not None] + [lr for (lr, _) in tried_elsewhere.get((*key, b), ())]
+        tried = [lr for lr in options if lr is not None] + \
+            [lr for (lr, _) in tried_elsewhere.get((*key, b), ()) if lr is not None]
         warnings.append(_edge_warning(key, b, lr_best, tried))
     return sorted(by_batch), steps, reps, best, [w for w in warnings if w]
 
