@@ -36,7 +36,7 @@ from typing import Optional
 from scaling import rundir
 from scaling.analysis import critical_batch_sizes, fit_law
 from scaling.analysis.compare import cbs_ratio
-from scaling.analysis.steps_table import SELECT_RTOL, select_groups, select_records, table_from_records
+from scaling.analysis.steps_table import group_matches, select_groups, select_records, table_from_records
 from scaling.errors import ScalingError
 from scaling.plots.sources import CHINCHILLA_TOKENS_PER_PARAM  # Hoffmann et al. 2022: D ~ 20 N
 from scaling.store import atomic_write_text, to_json
@@ -83,11 +83,6 @@ def _finished(rows: list) -> tuple:
     return [r for r in rows if (r["model"], r["tokens"]) not in running], sorted(running)
 
 
-def _matches(params: float, tokens: float, where: dict) -> bool:
-    value = {"params": params, "tokens": tokens, "tokens_per_param": tokens / params}
-    return all(abs(value[k] - v) <= SELECT_RTOL * v for k, v in where.items())
-
-
 def _subset(rows: list, models) -> list:
     return [r for r in rows if r.get("model") in set(models)] if models else list(rows)
 
@@ -103,7 +98,7 @@ def _law(rows, models, against, fits: Path, name: str, where=None, waiting=()) -
     """Fit CBS ~ against over the groups of ``models`` (``where`` on the groups); a dict for the
     summary. Pending while a group of the family in ``waiting`` (unfinished rows) has not finished."""
     late = sorted({f"{r['model']}@D{r['tokens']}" for r in waiting if r["model"] in set(models)
-                   and _matches(float(r["params"]), float(r["tokens"]), where or {})})
+                   and group_matches(float(r["params"]), float(r["tokens"]), where or {})})
     if late:
         return {"pending": f"waiting for {', '.join(late)}"}
     sub = _subset(rows, models)

@@ -463,6 +463,12 @@ def select_records(records: Sequence[Optional[Mapping]], where: Optional[Mapping
     return kept
 
 
+def group_matches(params: float, tokens: float, where: Mapping) -> bool:
+    """Whether a (params, tokens) group matches every group key of ``where`` within ``SELECT_RTOL``."""
+    value = {"params": params, "tokens": tokens, "tokens_per_param": tokens / params}
+    return all(abs(value[k] - v) <= SELECT_RTOL * v for k, v in where.items() if k in SELECT_KEYS)
+
+
 def select_groups(table: StepsTable, where: Mapping[str, float]) -> StepsTable:
     """The table restricted to the groups matching every KEY=VALUE of ``where`` (params, tokens,
     or tokens_per_param = tokens / params), each within ``SELECT_RTOL``; row keys (``model``) are
@@ -471,14 +477,10 @@ def select_groups(table: StepsTable, where: Mapping[str, float]) -> StepsTable:
     if not where:
         return table
 
-    def value(g, key):
-        return g.tokens / g.params if key == "tokens_per_param" else getattr(g, key)
-
     where = {k: v for k, v in where.items() if k not in ROW_SELECT_KEYS}  # applied to the rows
     if not where:
         return table
-    kept = tuple(g for g in table.groups
-                 if all(abs(value(g, k) - v) <= SELECT_RTOL * v for k, v in where.items()))
+    kept = tuple(g for g in table.groups if group_matches(g.params, g.tokens, where))
     if not kept:
         have = ", ".join(f"params={g.params:.6g} tokens={g.tokens:.6g}" for g in table.groups)
         wanted = " ".join(f"{k}={v:g}" for k, v in where.items())
