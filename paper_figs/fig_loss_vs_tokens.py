@@ -100,7 +100,10 @@ def make(runs_dir, fits_dir, out_dir, sweep=None):
     ax.set_xscale("log")
     style.log10_axis(ax, "x")
     ax.set_yscale("log")
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator
+    lo, hi = ax.get_ylim()
+    if hi / lo < 10:  # within a decade there may be no power of 10 to label: label 2, 3, 4, ... too
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=tuple(range(1, 10))))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
     ax.set_xlabel(f"{tokens_word} processed (steps x B" + ("" if sweep_obj.synthetic else " x seq_len") + ")")
@@ -128,7 +131,9 @@ def make(runs_dir, fits_dir, out_dir, sweep=None):
         "stop at the first evaluation below the target, except at the reference batch, whose runs train "
         "for D and set it. Dashed: the target loss L* (Definition 1 of "
         "Zhang et al. 2024: the best final loss at the reference batch). Dots: the target crossings, "
-        "interpolated linearly in step between the two evaluations that bracket L*; their steps are S(B).",
+        "interpolated linearly in step between the two evaluations that bracket L*; their steps are S(B). "
+        "A curve that starts late comes from a run with sparse evaluations (`eval.sparse_every`): its "
+        "loss was computed only where a crossing could be, near L*.",
     ])
     return FigureResult(NAME, sweep_obj.name, tuple(files) + (cap,),
                         {"params": g.params, "tokens": g.tokens, "target_loss": g.target_loss, "curves": curves})

@@ -2,7 +2,7 @@
 
 Zhang et al. 2024, Fig. 1 (top row): left, S(B) with the fitted step model, the ideal linear-
 scaling line through the fitted S(B_ref) and the Definition-1 CBS (star); right, the same
-normalised by the steps at the smallest batch size.
+normalised by the fitted steps at the reference batch (every ideal line becomes B_ref / B).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def make(runs_dir, fits_dir, out_dir, sweep=None):
     norm = curves.steps_panel(b, sweep_obj, groups, normalised=True)
     one = len({g.params for g in groups}) == 1
     a.set_title("one model size (the sweep has one)" if one else "model sizes at ~20 tokens per parameter")
-    b.set_title("normalised by S at the smallest batch size")
+    b.set_title("normalised by the fitted S(B_ref)")
     fig.suptitle(f"Steps to target vs batch size -- {sweep_obj.name}"
                  + (" (synthetic NQM)" if sweep_obj.synthetic else ""), fontsize=10)
     style.legend_below(fig, *curves.legend_entries(a, raw))
@@ -44,7 +44,7 @@ def make(runs_dir, fits_dir, out_dir, sweep=None):
         f"linear scaling; Zhang et al. 2024), {pct} bootstrap intervals in `scaling cbs`.",
         "Groups: for each model size, the data size closest to 20 tokens per parameter (Chinchilla)"
         + ("; for the NQM this ratio has no meaning and simply picks one sample budget." if sweep_obj.synthetic else ".")
-        + " Right: the same divided by the measured steps at the smallest batch size.",
+        + " Right: the same divided by the fitted S(B_ref), so that every ideal line is B_ref / B.",
     ])
     return FigureResult(NAME, sweep_obj.name, tuple(files) + (cap,), {"curves": raw, "normalised": norm})
 

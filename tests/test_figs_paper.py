@@ -125,7 +125,9 @@ def test_steps_figure_plots_the_analysis_numbers(made, fixture):
                                    rtol=1e-12)
         assert c["ideal_steps"][0] * c["fit_batch"][0] == pytest.approx(
             steps_at(REFERENCE_BATCH, np.log(g.s_min), np.log(g.b_noise), 1.0) * REFERENCE_BATCH)
-        np.testing.assert_allclose(c["steps_norm"], np.array(g.steps) / g.steps[0])
+        np.testing.assert_allclose(c["steps_norm"], np.array(g.steps) / steps_at(
+            REFERENCE_BATCH, np.log(g.s_min), np.log(g.b_noise), 1.0))
+        np.testing.assert_allclose(c["ideal_steps_norm"], REFERENCE_BATCH / c["fit_batch"])
     series = made["fig_steps_vs_batch_data_sizes"].data["curves"]
     assert [(c["params"], c["tokens"]) for c in series] == [(128.0, 512.0), (128.0, 2048.0), (128.0, 8192.0)]
 

@@ -17,7 +17,8 @@ def add_arguments(p) -> None:
     p.add_argument("--fits", default=None, help="fits directory (default: fits/ of the repository)")
     p.add_argument("--out", default=None, help="output directory (default: paper_figs/)")
     p.add_argument("--sweep", default=None, metavar="NAME",
-                   help="sweep under runs/ to plot (default: reference, else demo, else the NQM demo)")
+                   help="sweep under runs/ to plot (default: for each figure, the first it can draw of the "
+                        "shipped studies, the demo, the NQM demo)")
 
 
 def run(args) -> int:

@@ -28,7 +28,7 @@ def group_curves(g) -> dict:
     Sf = steps_at(Bf, log_s, log_bn, g.alpha)
     s_ref = float(steps_at(g.reference_batch, log_s, log_bn, g.alpha))
     s_cbs = float(steps_at(g.cbs, log_s, log_bn, g.alpha))
-    s0 = float(S[0])
+    s0 = s_ref  # the fitted S(B_ref): every normalised ideal line is B_ref / B, where the CBS is read
     return {"params": g.params, "tokens": g.tokens, "target_loss": g.target_loss, "seq_len": g.seq_len,
             "batch_sizes": B, "steps": S, "fit_batch": Bf, "fit_steps": Sf,
             "ideal_steps": s_ref * g.reference_batch / Bf, "reference_batch": g.reference_batch,
@@ -50,7 +50,7 @@ def label(sweep, g, vary: str = "both") -> str:
 
 
 def steps_panel(ax, sweep, groups, *, normalised: bool = False, vary: str = "both", colors=None) -> list:
-    """Draw S(B) (or S(B) / S(B_min)) for ``groups`` (GroupCBS) on ``ax``; return the curves."""
+    """Draw S(B) (or S(B) / fitted S(B_ref)) for ``groups`` (GroupCBS) on ``ax``; return the curves."""
     curves = []
     suffix = "_norm" if normalised else ""
     for i, g in enumerate(groups):
@@ -69,7 +69,7 @@ def steps_panel(ax, sweep, groups, *, normalised: bool = False, vary: str = "bot
     ax.set_yscale("log")
     seq = {c["seq_len"] for c in curves}
     ax.set_xlabel(f"batch size B ({sweep.batch_unit(seq.pop() if len(seq) == 1 else None)})")
-    ax.set_ylabel("steps to target / steps at smallest B" if normalised else "steps to target S(B)")
+    ax.set_ylabel("S(B) / fitted S(B_ref)" if normalised else "steps to target S(B)")
     return curves
 
 

@@ -28,7 +28,7 @@ def make_series(name, title, runs_dir, fits_dir, out_dir, sweep, select, vary: s
     fixed = (sweep_obj.size_label(groups[0].params) if vary == "tokens"
              else sweep_obj.data_label(groups[0].tokens))
     a.set_title(f"{fixed}; S(B)")
-    b.set_title("normalised by S at the smallest batch size")
+    b.set_title("normalised by the fitted S(B_ref)")
     fig.suptitle(f"{title} -- {sweep_obj.name}" + (" (synthetic NQM)" if sweep_obj.synthetic else ""),
                  fontsize=10)
     style.legend_below(fig, *curves.legend_entries(a, raw))
@@ -40,6 +40,6 @@ def make_series(name, title, runs_dir, fits_dir, out_dir, sweep, select, vary: s
         "target loss L* (minimum over the learning-rate grid), solid lines the fitted step model "
         "S(B) = S_min (1 + B_noise / B), dotted lines ideal linear scaling through the fitted "
         f"S(B_ref), stars the Definition-1 CBS ({100 * result.overhead:g}% overhead over linear scaling). "
-        "Right: each curve divided by its measured steps at the smallest batch size.",
+        "Right: each curve divided by its fitted S(B_ref), so that every ideal line is B_ref / B.",
     ])
     return FigureResult(name, sweep_obj.name, tuple(files) + (cap,), {"curves": raw, "normalised": norm})

@@ -28,10 +28,12 @@ from scaling.sweep.records import STEPS_FILE, find_sweeps, is_sweep_dir, run_dir
 
 GRIDS_DIR = "grids"
 STUDY_FILE = "study.json"
-# Default sweep, in order of preference: the shipped reference sweeps (GPU, then CPU), the LM
-# demo, the NQM demo, the NQM study's canonical case (p = 1, plain SGD); any other sweep after
-# these, by name.
-PREFERRED_SWEEPS = ("gpu_reference", "cpu_reference", "reference", "demo", "nqm_demo", "nqm_study/p1_m0_q0")
+# Default sweep, in order of preference: the shipped studies (the GPU reference; the CPU findings
+# study, whose CBS sit at least 4x above the smallest batch; the CPU reference, which alone logged
+# the noise scale), the LM demo, the NQM demo, the NQM study's canonical case (p = 1, plain SGD);
+# any other sweep after these, by name. A figure takes the first whose data it can draw.
+PREFERRED_SWEEPS = ("gpu_reference", "findings", "cpu_reference", "reference", "demo", "nqm_demo",
+                    "nqm_study/p1_m0_q0")
 CHINCHILLA_TOKENS_PER_PARAM = 20.0   # Hoffmann et al. 2022: compute-optimal D ~ 20 N
 NQM = "nqm"
 MAX_TRIED = 64        # sweeps examined before a figure gives up
