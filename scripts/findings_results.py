@@ -8,14 +8,18 @@ the five claims of Zhang et al. 2024 about the critical batch size. From the run
 
 - ``runs/<sweep>/steps.csv`` for the four sweeps             (``scaling steps <sweep>``)
 - ``fits/findings_cbs.json``: every group of ``runs/findings`` (``scaling cbs``)
-- ``fits/findings_cbs_vs_tokens.json``: d24-L2 at five data sizes, two seeds (``scaling fit
-  --against tokens --where model=d24-L2``)
-- ``fits/findings_cbs_vs_params.json``: the 2-layer models at 20 tokens per parameter
+- ``fits/findings_cbs_vs_tokens.json``: d24-L2 at five data sizes, two seeds (the groups of
+  ``fig_cbs_vs_data_size``)
+- ``fits/findings_cbs_vs_params.json``: every model shape at its data size closest to 20 tokens per
+  parameter (``scaling.plots.sources.chinchilla_groups``, the groups of ``fig_cbs_vs_model_size``)
 - ``fits/findings_cbs_vs_params_fixed_tokens.json``: the 2-layer models at D = 1,105,920
 - ``fits/findings_cbs_joint.json``: every group of the 2-layer models
 - ``fits/findings_schedules_cbs.json`` (``runs/findings_schedules`` and ``_schedules_own``),
   ``fits/findings_tuning_cbs.json``: each configuration's CBS (``scaling cbs <sweep> --where
   model=NAME``) and its ratio to the baseline's
+  The four laws are fitted on groups of the whole ``runs/findings`` table (its CBS and bootstrap
+  draws, ``fits/findings_cbs.json``), so the figures drawn from that sweep find these files; ``scaling
+  fit --where`` on a selection bootstraps the selected table instead (same points, other draws).
 - ``fits/findings_summary.json``: the findings table (claim, Zhang et al.'s number where they give
   one, ours with its 95% interval, verdict) and the study's cost,
 
@@ -27,20 +31,22 @@ the analysis defaults, so a rerun on the same records writes the same numbers.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from scaling import rundir
 from scaling.analysis import critical_batch_sizes, fit_law
 from scaling.analysis.compare import cbs_ratio
-from scaling.analysis.steps_table import group_matches, select_groups, select_records, table_from_records
+from scaling.analysis.steps_table import group_matches, select_records, table_from_records
 from scaling.errors import ScalingError
-from scaling.plots.sources import CHINCHILLA_TOKENS_PER_PARAM  # Hoffmann et al. 2022: D ~ 20 N
+from scaling.plots.sources import CHINCHILLA_TOKENS_PER_PARAM, chinchilla_groups  # D ~ 20 N (Hoffmann et al. 2022)
 from scaling.store import atomic_write_text, to_json
 from scaling.sweep import steps_rows, write_steps_csv
+from scaling.sweep.export import table_sha256
 from scaling.sweep.records import read_sweep
 
 MAIN, SCHEDULES, TUNING = "findings", "findings_schedules", "findings_tuning"
@@ -83,33 +89,33 @@ def _finished(rows: list) -> tuple:
     return [r for r in rows if (r["model"], r["tokens"]) not in running], sorted(running)
 
 
-def _subset(rows: list, models) -> list:
-    return [r for r in rows if r.get("model") in set(models)] if models else list(rows)
-
-
-def _cbs(rows: list, where: Optional[dict] = None):
+def _cbs(rows: list, sha256: str = ""):
     """Definition-1 CBS of the rows' groups, linear scaling from the study's B_ref = 1 (the
-    batch its targets come from; a group whose B = 1 is not a data point uses the fitted S(1))."""
-    table = table_from_records(rows, "", "")
-    return critical_batch_sizes(select_groups(table, where or {}), reference_batch=REFERENCE_BATCH)
+    batch its targets come from; a group whose B = 1 is not a data point uses the fitted S(1)).
+    ``sha256`` names the input table (default: the rows' own hash)."""
+    return critical_batch_sizes(table_from_records(rows, "", sha256), reference_batch=REFERENCE_BATCH)
 
 
-def _law(rows, models, against, fits: Path, name: str, where=None, waiting=()) -> dict:
-    """Fit CBS ~ against over the groups of ``models`` (``where`` on the groups); a dict for the
-    summary. Pending while a group of the family in ``waiting`` (unfinished rows) has not finished."""
-    late = sorted({f"{r['model']}@D{r['tokens']}" for r in waiting if r["model"] in set(models)
+def _late(waiting: list, models=None, where: Optional[dict] = None) -> list:
+    """The unfinished groups (``model@D``) of a family: ``models`` (all when None), ``where`` on
+    (params, tokens)."""
+    return sorted({f"{r['model']}@D{r['tokens']}" for r in waiting if (models is None or r["model"] in set(models))
                    and group_matches(float(r["params"]), float(r["tokens"]), where or {})})
+
+
+def _law(everything, keep: Callable, against: str, fits: Path, name: str, late=()) -> dict:
+    """Fit CBS ~ ``against`` over the groups ``keep`` selects from ``everything`` (the whole
+    table's CBS and bootstrap draws, as the figures read them, so ``fig_cbs_vs_*`` find this fit
+    file); a dict for the summary. Pending while a group of the family (``late``) has not finished."""
     if late:
         return {"pending": f"waiting for {', '.join(late)}"}
-    sub = _subset(rows, models)
     try:
-        result = _cbs(sub, where)
-        fit = fit_law(result, against)
+        fit = fit_law(dataclasses.replace(everything, groups=tuple(keep(everything.groups))), against)
     except ScalingError as e:
         return {"pending": str(e)}
     fit.save(fits / f"{name}.json")
     law = fit.cbs
-    out = {"file": f"fits/{name}.json", "groups": [[g.params, g.tokens] for g in result.groups]}
+    out = {"file": f"fits/{name}.json", "groups": [[g["params"], g["tokens"]] for g in fit.meta["groups"]]}
     for v in fit.variables:
         out[f"a_{v}"] = law.exponents[v]
         out[f"a_{v}_ci"] = list(law.intervals()[f"a_{v}"])
@@ -212,6 +218,28 @@ def _fmt_ci(x, ci, digits=2) -> str:
     return f"{x:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
+def _grows(ci) -> str:
+    """Verdict on a growth law from its exponent's interval: the sign, then Zhang et al.'s value."""
+    lo, hi = ci
+    if lo <= 0:
+        return "cannot tell at this scale" if hi > 0 else "disagrees: it shrinks"
+    if lo <= ZHANG_EXPONENT <= hi:
+        return f"agrees ({ZHANG_EXPONENT} is inside our interval)"
+    return (f"agrees that it grows; disagrees on the exponent ({ZHANG_EXPONENT} is outside our interval, "
+            f"ours is {'steeper' if lo > ZHANG_EXPONENT else 'shallower'})")
+
+
+def _little(fixed_ci, joint_ci, joint_d_ci) -> str:
+    """Verdict on "N matters little at fixed D" from the N exponent at one D and in the joint fit."""
+    if all(lo <= 0 <= hi for lo, hi in (fixed_ci, joint_ci)):
+        return "agrees"
+    if max(abs(joint_ci[0]), abs(joint_ci[1])) < joint_d_ci[0]:
+        sign = "negative" if joint_ci[1] < 0 else "positive"
+        return (f"agrees that D dominates; but the small N effect is measurable and {sign} "
+                f"(the joint fit's interval excludes 0)")
+    return "disagrees"
+
+
 def claims(laws: dict, schedules: dict, tuning: dict, width_depth: dict) -> list:
     """The findings table: one row per claim, with Zhang et al.'s number, ours and a verdict."""
     rows = []
@@ -219,28 +247,23 @@ def claims(laws: dict, schedules: dict, tuning: dict, width_depth: dict) -> list
     if "pending" in d:
         rows.append(("CBS grows with data size D (at fixed N)", "D^0.47", "pending", d["pending"]))
     else:
-        lo, hi = d["a_tokens_ci"]
-        verdict = ("agrees" if lo > 0 else "cannot tell at this scale") + (
-            f"; {ZHANG_EXPONENT} is {'inside' if lo <= ZHANG_EXPONENT <= hi else 'outside'} our interval")
         rows.append(("CBS grows with data size D (at fixed N)", f"D^{ZHANG_EXPONENT}",
-                     f"a_D = {_fmt_ci(d['a_tokens'], d['a_tokens_ci'])}", verdict))
-    n = laws["cbs_vs_params_fixed_tokens"]
-    if "pending" in n:
-        rows.append(("Model size N matters little at fixed D", "~0 (qualitative)", "pending", n["pending"]))
+                     f"a_D = {_fmt_ci(d['a_tokens'], d['a_tokens_ci'])}", _grows(d["a_tokens_ci"])))
+    n, j = laws["cbs_vs_params_fixed_tokens"], laws["cbs_joint"]
+    if "pending" in n or "pending" in j:
+        rows.append(("Model size N matters little at fixed D", "~0 (qualitative)", "pending",
+                     n.get("pending") or j["pending"]))
     else:
-        lo, hi = n["a_params_ci"]
         rows.append(("Model size N matters little at fixed D", "~0 (qualitative)",
-                     f"a_N = {_fmt_ci(n['a_params'], n['a_params_ci'])}",
-                     "agrees" if lo <= 0 <= hi else "disagrees"))
+                     f"a_N = {_fmt_ci(n['a_params'], n['a_params_ci'])} at D = {FIXED_TOKENS:,}; joint fit "
+                     f"a_N = {_fmt_ci(j['a_params'], j['a_params_ci'])}, a_D = {_fmt_ci(j['a_tokens'], j['a_tokens_ci'])}",
+                     _little(n["a_params_ci"], j["a_params_ci"], j["a_tokens_ci"])))
     c = laws["cbs_vs_params"]
     if "pending" in c:
         rows.append(("CBS at D = 20 N grows as N^a", f"N^{ZHANG_EXPONENT}", "pending", c["pending"]))
     else:
-        lo, hi = c["a_params_ci"]
         rows.append(("CBS at D = 20 N grows as N^a", f"N^{ZHANG_EXPONENT}",
-                     f"a = {_fmt_ci(c['a_params'], c['a_params_ci'])}",
-                     ("agrees" if lo > 0 else "cannot tell at this scale")
-                     + f"; {ZHANG_EXPONENT} is {'inside' if lo <= ZHANG_EXPONENT <= hi else 'outside'} our interval"))
+                     f"a = {_fmt_ci(c['a_params'], c['a_params_ci'])}", _grows(c["a_params_ci"])))
     for key, r in schedules["ratios"].items():
         other = key.split("/")[1].replace("d24-L2-", "")
         what = other[:-len(OWN_SUFFIX)] + ", budgets from its own needs" if other.endswith(OWN_SUFFIX) else other
@@ -279,6 +302,26 @@ def groups_markdown(groups: list) -> str:
     return "\n".join(lines)
 
 
+SEQ_LEN = 64  # every model of the study reads windows of 64 bytes
+
+
+def configurations_markdown(schedules: dict, tuning: dict) -> str:
+    """The per-configuration table of docs/findings.md: each configuration's CBS and the tokens
+    each batch size needed to reach its own L* at its best lr, as a multiple of D."""
+    lines = ["| configuration | sweep | L\\* | CBS [95%] | B_noise [95%] | tokens to L\\* / D at B = 1, 2, 4, ... |",
+             "|---|---|---|---|---|---|"]
+    sweeps = {**{m: SCHEDULES for m in SCHEDULE_MODELS}, **{m: SCHEDULES_OWN for m in OWN_MODELS}}
+    configs = {**schedules["configurations"], **{m: g for m, g in tuning["configurations"].items() if m != BASELINE}}
+    for m, g in configs.items():
+        if "pending" in g:
+            lines.append(f"| {m} | {sweeps.get(m, TUNING)} | - | pending: {g['pending']} | - | - |")
+            continue
+        needs = ", ".join(f"{s * b * SEQ_LEN / g['tokens']:.2f}" for b, s in zip(g["batch_sizes"], g["steps"]))
+        lines.append(f"| {m} | {sweeps.get(m, TUNING)} | {g['target_loss']:.3f} | {_fmt_ci(g['cbs'], g['cbs_ci'], 1)} "
+                     f"| {_fmt_ci(g['b_noise'], g['b_noise_ci'], 1)} | {needs} |")
+    return "\n".join(lines)
+
+
 def markdown(table: list) -> str:
     lines = ["| claim | Zhang et al. 2024 | ours (95% interval) | verdict |", "|---|---|---|---|"]
     lines += [f"| {r['claim']} | {r['zhang2024']} | {r['ours']} | {r['verdict']} |" for r in table]
@@ -298,20 +341,28 @@ def main(argv=None) -> int:
             raise ScalingError(f"{runs / MAIN}: no runs")
         main_rows, unfinished = _finished(rows[MAIN])
         waiting = [r for r in rows[MAIN] if r["status"] in UNFINISHED]
-        everything = _cbs(main_rows)
+        # every group finished: this is the table of runs/findings/steps.csv, named by its hash as
+        # `scaling cbs` and the figures name it (so they find the fit files below)
+        everything = _cbs(main_rows, "" if unfinished else table_sha256(runs / MAIN / "steps.csv"))
         atomic_write_text(fits / "findings_cbs.json", to_json(everything.to_dict()) + "\n")
+        params_of = {r["model"]: float(r["params"]) for r in main_rows}
+
+        def of(models):
+            return lambda groups: [g for g in groups if g.params in {params_of.get(m) for m in models}]
+
         laws = {
-            "cbs_vs_tokens": _law(main_rows, [DATA_MODEL], "tokens", fits, "findings_cbs_vs_tokens",
-                                  waiting=waiting),
-            "cbs_vs_params": _law(main_rows, WIDTH_MODELS, "params", fits, "findings_cbs_vs_params",
-                                  {"tokens_per_param": CHINCHILLA_TOKENS_PER_PARAM}, waiting),
-            "cbs_vs_params_fixed_tokens": _law(main_rows, WIDTH_MODELS, "params", fits,
-                                               "findings_cbs_vs_params_fixed_tokens", {"tokens": FIXED_TOKENS},
-                                               waiting),
-            "cbs_joint": _law(main_rows, WIDTH_MODELS, "params,tokens", fits, "findings_cbs_joint", waiting=waiting),
+            "cbs_vs_tokens": _law(everything, of([DATA_MODEL]), "tokens", fits, "findings_cbs_vs_tokens",
+                                  _late(waiting, [DATA_MODEL])),
+            "cbs_vs_params": _law(everything, chinchilla_groups, "params", fits, "findings_cbs_vs_params",
+                                  _late(waiting, None, {"tokens_per_param": CHINCHILLA_TOKENS_PER_PARAM})),
+            "cbs_vs_params_fixed_tokens": _law(
+                everything, lambda groups: [g for g in of(WIDTH_MODELS)(groups) if g.tokens == FIXED_TOKENS],
+                "params", fits, "findings_cbs_vs_params_fixed_tokens",
+                _late(waiting, WIDTH_MODELS, {"tokens": FIXED_TOKENS})),
+            "cbs_joint": _law(everything, of(WIDTH_MODELS), "params,tokens", fits, "findings_cbs_joint",
+                              _late(waiting, WIDTH_MODELS)),
         }
         by_model = {}
-        params_of = {r["model"]: float(r["params"]) for r in main_rows}
         for g in everything.groups:
             for m, n in params_of.items():
                 if n == g.params:
@@ -349,6 +400,8 @@ def main(argv=None) -> int:
     print(markdown(table))
     print()
     print(groups_markdown(summary["groups"]))
+    print()
+    print(configurations_markdown(schedules, tuning))
     cost = summary["cost"]
     if unfinished:
         print(f"\nnot finished yet: {', '.join(summary['groups_unfinished'])}")

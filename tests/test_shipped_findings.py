@@ -57,3 +57,16 @@ def test_the_schedules_figure_is_drawn_from_the_shipped_sweep(tmp_path):
     assert result.sweep == "findings_schedules"
     assert result.data["schedules"] == ["constant", "constant+EWA", "cosine", "wsd"]
     assert (tmp_path / "fig_schedules.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("figure, fit", [("fig_cbs_vs_data_size", "findings_cbs_vs_tokens.json"),
+                                         ("fig_cbs_vs_model_size", "findings_cbs_vs_params.json")])
+def test_the_law_figures_draw_the_findings_laws(tmp_path, figure, fit):
+    """The shipped law figures come from the findings sweep and draw the findings table's law
+    (the fit file, found by its table hash and groups), not one fitted apart."""
+    from scaling.plots.registry import run_script, scripts, select
+
+    (script,) = select(scripts(REPO / "paper_figs"), [figure])
+    result = run_script(script, REPO / "runs", REPO / "fits", tmp_path)
+    assert result.sweep == "findings"
+    assert Path(result.data["fit_source"]).name == fit
