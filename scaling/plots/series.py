@@ -1,5 +1,5 @@
 """Two-panel S(B) figures for a series of groups (Zhang et al. 2024, Fig. 1 top row layout):
-raw steps to target and steps normalised by the smallest batch's, for groups that vary in one
+raw steps to target and steps normalised by the fitted S(B_ref), for groups that vary in one
 variable (data size at one model size, or model size at one data size)."""
 
 from __future__ import annotations
