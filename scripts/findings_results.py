@@ -14,12 +14,12 @@ the five claims of Zhang et al. 2024 about the critical batch size. From the run
   parameter (``scaling.plots.sources.chinchilla_groups``, the groups of ``fig_cbs_vs_model_size``)
 - ``fits/findings_cbs_vs_params_fixed_tokens.json``: the 2-layer models at D = 1,105,920
 - ``fits/findings_cbs_joint.json``: every group of the 2-layer models
+  (the four laws are fitted on groups of the whole ``runs/findings`` table, its CBS and bootstrap
+  draws in ``fits/findings_cbs.json``, so the figures drawn from that sweep find these files;
+  ``scaling fit --where`` bootstraps the selected table instead: same points, other draws)
 - ``fits/findings_schedules_cbs.json`` (``runs/findings_schedules`` and ``_schedules_own``),
   ``fits/findings_tuning_cbs.json``: each configuration's CBS (``scaling cbs <sweep> --where
   model=NAME``) and its ratio to the baseline's
-  The four laws are fitted on groups of the whole ``runs/findings`` table (its CBS and bootstrap
-  draws, ``fits/findings_cbs.json``), so the figures drawn from that sweep find these files; ``scaling
-  fit --where`` on a selection bootstraps the selected table instead (same points, other draws).
 - ``fits/findings_summary.json``: the findings table (claim, Zhang et al.'s number where they give
   one, ours with its 95% interval, verdict) and the study's cost,
 
@@ -230,14 +230,17 @@ def _grows(ci) -> str:
 
 
 def _little(fixed_ci, joint_ci, joint_d_ci) -> str:
-    """Verdict on "N matters little at fixed D" from the N exponent at one D and in the joint fit."""
-    if all(lo <= 0 <= hi for lo, hi in (fixed_ci, joint_ci)):
+    """Verdict on "N matters little at fixed D" from the N exponent at one D and in the joint fit
+    (whose D exponent says what "little" is measured against)."""
+    holds_zero = [lo <= 0 <= hi for lo, hi in (fixed_ci, joint_ci)]
+    if all(holds_zero):
         return "agrees"
-    if max(abs(joint_ci[0]), abs(joint_ci[1])) < joint_d_ci[0]:
-        sign = "negative" if joint_ci[1] < 0 else "positive"
-        return (f"agrees that D dominates; but the small N effect is measurable and {sign} "
-                f"(the joint fit's interval excludes 0)")
-    return "disagrees"
+    if max(abs(joint_ci[0]), abs(joint_ci[1])) >= joint_d_ci[0]:
+        return "disagrees"
+    which = "the joint fit's" if not holds_zero[1] else "the fixed-D law's"
+    lo, hi = joint_ci if not holds_zero[1] else fixed_ci
+    return (f"agrees that D dominates; but the small N effect is measurable and "
+            f"{'negative' if hi < 0 else 'positive'} ({which} interval excludes 0)")
 
 
 def claims(laws: dict, schedules: dict, tuning: dict, width_depth: dict) -> list:
