@@ -157,7 +157,7 @@ def _cost(runs: Path, names) -> dict:
 
 
 def _group_dict(g) -> dict:
-    return {"params": g.params, "tokens": g.tokens, "cbs": g.cbs, "cbs_ci": list(g.cbs_ci),
+    return {"params": g.params, "tokens": g.tokens, "seq_len": g.seq_len, "cbs": g.cbs, "cbs_ci": list(g.cbs_ci),
             "b_noise_ci": list(g.b_noise_ci),
             "reference_batch": g.reference_batch, "b_noise": g.b_noise, "target_loss": g.target_loss,
             "batch_sizes": list(g.batch_sizes), "steps": list(g.steps)}
@@ -305,9 +305,6 @@ def groups_markdown(groups: list) -> str:
     return "\n".join(lines)
 
 
-SEQ_LEN = 64  # every model of the study reads windows of 64 bytes
-
-
 def configurations_markdown(schedules: dict, tuning: dict) -> str:
     """The per-configuration table of docs/findings.md: each configuration's CBS and the tokens
     each batch size needed to reach its own L* at its best lr, as a multiple of D."""
@@ -319,7 +316,7 @@ def configurations_markdown(schedules: dict, tuning: dict) -> str:
         if "pending" in g:
             lines.append(f"| {m} | {sweeps.get(m, TUNING)} | - | pending: {g['pending']} | - | - |")
             continue
-        needs = ", ".join(f"{s * b * SEQ_LEN / g['tokens']:.2f}" for b, s in zip(g["batch_sizes"], g["steps"]))
+        needs = ", ".join(f"{s * b * g['seq_len'] / g['tokens']:.2f}" for b, s in zip(g["batch_sizes"], g["steps"]))
         lines.append(f"| {m} | {sweeps.get(m, TUNING)} | {g['target_loss']:.3f} | {_fmt_ci(g['cbs'], g['cbs_ci'], 1)} "
                      f"| {_fmt_ci(g['b_noise'], g['b_noise_ci'], 1)} | {needs} |")
     return "\n".join(lines)
@@ -337,11 +334,11 @@ def main(argv=None) -> int:
     p.add_argument("--fits", default="fits", help="output directory for the fit files (default fits/)")
     a = p.parse_args(argv)
     runs, fits = Path(a.runs), Path(a.fits)
-    fits.mkdir(parents=True, exist_ok=True)
     try:
         rows = {name: _rows(runs, name) for name in (MAIN, SCHEDULES, SCHEDULES_OWN, TUNING)}
         if not rows[MAIN]:
             raise ScalingError(f"{runs / MAIN}: no runs")
+        fits.mkdir(parents=True, exist_ok=True)
         main_rows, unfinished = _finished(rows[MAIN])
         waiting = [r for r in rows[MAIN] if r["status"] in UNFINISHED]
         # every group finished: this is the table of runs/findings/steps.csv, named by its hash as
