@@ -22,9 +22,14 @@
     calls it, from bare timings in the same process), run set-up and finish outside the loop,
     sweep bookkeeping outside the runs, and the host loop (the loop's wall time less its steps
     at the bare rate, evaluations, compiles and the noise scale). ``--sparse`` adds a third
-    sweep, warm, with the opt-in sparse evaluations (``eval.sparse_every``).
+    sweep, warm, with the opt-in sparse evaluations (``eval.sparse_every``); ``--lean`` a fourth
+    with sparse evaluations and the raw weights evaluated at each run's last evaluation only
+    (``eval.raw_weights: last``), and ``--lean-tpp N`` that lean sweep again on the same model's
+    group at N tokens per parameter (same shapes, so the warm cache serves it), to show how the
+    ratio moves with the length of the runs.
 
-    python benchmarks/bench_step_overhead.py [--quick] [--out benchmarks/results/step_overhead_cpu.json]
+    python benchmarks/bench_step_overhead.py [--quick] [--sparse] [--lean] [--lean-tpp 20]
+        [--out benchmarks/results/step_overhead_cpu.json]
 
 The 2-core machine is shared: every comparison is a ratio measured in one process, interleaved,
 with its spread; the load average is recorded before and after.
@@ -52,7 +57,9 @@ sys.path.insert(0, str(REPO))
 
 GRID = REPO / "runs" / "grids" / "cpu_reference.yaml"
 SWEEP_MODEL = "d24-L2"  # its group at the smallest data size, every batch size and lr of the grid
-SPARSE_EVERY = 8  # the opt-in sparse evaluations of the third sweep (eval.sparse_every)
+SPARSE_EVERY = 8  # the opt-in sparse evaluations of the third and fourth sweeps (eval.sparse_every)
+EVAL_MODES = {"dense": {}, "sparse": {"sparse_every": SPARSE_EVERY},
+              "lean": {"sparse_every": SPARSE_EVERY, "raw_weights": "last"}}  # the sweeps' eval keys
 GNS_EVERY = 10  # the study config's cadence (TrainConfig.gns_every)
 # (name, d_model, n_layers, n_heads, seq_len, batch, tokenizer): the issue's three shapes
 SHAPES = [("d24-L2-seq64-B8-bytes", 24, 2, 2, 64, 8, "bytes"),
@@ -211,17 +218,18 @@ def compare_steps(rounds: int, block: int) -> list:
 
 # --- part (b): a small real sweep, instrumented, in a child process ---------------------------
 
-def sweep_grid(tmp: Path, sparse_every: int) -> Path:
+def sweep_grid(tmp: Path, mode: str, tpp: float = 0) -> Path:
+    """The grid file's SWEEP_MODEL group at ``tpp`` tokens per parameter (0: its smallest), with
+    the evaluation keys of ``mode`` (EVAL_MODES)."""
     import yaml
 
     grid = yaml.safe_load(GRID.read_text())
     model = next(m for m in grid["models"] if m["name"] == SWEEP_MODEL)
-    smallest = min(model.get("tokens_per_param", grid["tokens_per_param"]))
-    grid["models"] = [{**model, "tokens_per_param": [smallest]}]
+    tpp = tpp or min(model.get("tokens_per_param", grid["tokens_per_param"]))
+    grid["models"] = [{**model, "tokens_per_param": [tpp]}]
     grid["name"] = "bench_step_overhead"
-    if sparse_every > 1:  # the opt-in sparse evaluations far from the target
-        grid["base"].setdefault("eval", {})["sparse_every"] = sparse_every
-    path = tmp / f"grid_{sparse_every}.yaml"
+    grid["base"].setdefault("eval", {}).update(EVAL_MODES[mode])
+    path = tmp / f"grid_{mode}_{tpp:g}.yaml"
     path.write_text(yaml.safe_dump(grid))
     return path
 
@@ -252,7 +260,9 @@ class Probe:
 
         def compiled(*a, **kw):
             fns = orig_compiled(*a, **kw)
-            return fns._replace(evaluate=probe._timed_eval(fns.evaluate))
+            evaluations = ("evaluate", "evaluate_raw", "evaluate_averaged")
+            return fns._replace(**{k: probe._timed_eval(getattr(fns, k)) for k in evaluations
+                                   if getattr(fns, k) is not None})
 
         def run(loop, state, start):
             c0, t0 = probe.t["compile"], time.perf_counter()
@@ -364,7 +374,7 @@ def bare_rates(batch_sizes: list, *, rounds: int, block: int) -> dict:
     return out
 
 
-def child(out_json: Path, cache: Path, runs_dir: Path, rounds: int, block: int, sparse_every: int) -> None:
+def child(out_json: Path, cache: Path, runs_dir: Path, rounds: int, block: int, mode: str, tpp: float) -> None:
     """One sweep process: imports, the instrumented sweep, then the bare rates of its shapes."""
     t_start = time.time()
     import jax  # noqa: F401
@@ -375,7 +385,7 @@ def child(out_json: Path, cache: Path, runs_dir: Path, rounds: int, block: int, 
     t_imported = time.time()
     enable(cache)
     probe = Probe()
-    grid_path = sweep_grid(runs_dir.parent, sparse_every)
+    grid_path = sweep_grid(runs_dir.parent, mode, tpp)
     t0 = time.perf_counter()
     run_sweep(grid_path, workers=1, out=runs_dir, quiet=True, print_fn=lambda *a: None)
     sweep_s = time.perf_counter() - t0
@@ -415,12 +425,12 @@ def child(out_json: Path, cache: Path, runs_dir: Path, rounds: int, block: int, 
     out_json.write_text(json.dumps(result, indent=1, sort_keys=True))
 
 
-def run_child(tmp: Path, name: str, cache: Path, rounds: int, block: int, sparse_every: int = 1) -> dict:
+def run_child(tmp: Path, name: str, cache: Path, rounds: int, block: int, mode: str = "dense", tpp: float = 0) -> dict:
     out = tmp / f"{name}.json"
     env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"), BENCH_SPAWN=repr(time.time()))
     t0 = time.time()
     subprocess.run([sys.executable, __file__, "--child", str(out), str(cache), str(tmp / f"runs_{name}"),
-                    str(rounds), str(block), str(sparse_every)], check=True, env=env, cwd=REPO)
+                    str(rounds), str(block), mode, repr(tpp)], check=True, env=env, cwd=REPO)
     result = json.loads(out.read_text())
     result["process_wall_s"] = time.time() - t0
     return result
@@ -435,10 +445,15 @@ def main(argv=None) -> int:
     p.add_argument("--skip-steps", action="store_true")
     p.add_argument("--skip-sweep", action="store_true")
     p.add_argument("--sparse", action="store_true", help=f"a third sweep with eval.sparse_every {SPARSE_EVERY}")
-    p.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    p.add_argument("--lean", action="store_true",
+                   help=f"a fourth sweep with eval.sparse_every {SPARSE_EVERY} and eval.raw_weights last")
+    p.add_argument("--lean-tpp", type=float, default=0,
+                   help="the lean sweep again on the group at this many tokens per parameter")
+    p.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
-        child(Path(a.child[0]), Path(a.child[1]), Path(a.child[2]), int(a.child[3]), int(a.child[4]), int(a.child[5]))
+        child(Path(a.child[0]), Path(a.child[1]), Path(a.child[2]), int(a.child[3]), int(a.child[4]), a.child[5],
+              float(a.child[6]))
         return 0
     rounds = 3 if a.quick else a.rounds
     result = {"benchmark": "our compiled step vs a plain Flax/Optax step of the same model (same process, "
@@ -455,7 +470,13 @@ def main(argv=None) -> int:
                                "first_run": run_child(tmp, "cold", cache, rounds, a.block),
                                "warm_cache": run_child(tmp, "warm", cache, rounds, a.block)}
             if a.sparse:
-                result["sweep"]["warm_cache_sparse_evals"] = run_child(tmp, "sparse", cache, rounds, a.block, SPARSE_EVERY)
+                result["sweep"]["warm_cache_sparse_evals"] = run_child(tmp, "sparse", cache, rounds, a.block, "sparse")
+            if a.lean:
+                result["sweep"]["warm_cache_lean_evals"] = run_child(tmp, "lean", cache, rounds, a.block, "lean")
+            if a.lean_tpp:
+                key = f"warm_cache_lean_evals_tpp{a.lean_tpp:g}"
+                result["sweep"][key] = run_child(tmp, key, cache, rounds, a.block, "lean", a.lean_tpp)
+            if a.sparse or a.lean or a.lean_tpp:
                 result["sweep"]["sparse_every"] = SPARSE_EVERY
         for k in [k for k in result["sweep"] if isinstance(result["sweep"][k], dict)]:
             s = result["sweep"][k]

@@ -1,7 +1,10 @@
 """Sparse evaluations far from the target (``eval.sparse_every``, scaling.lm.loop): the same
 crossing as the dense schedule on a real tiny run, fewer evaluations, every evaluated value one the
-dense run also has; kept weights survive the donating step; the policy's rules on real records."""
+dense run also has; kept weights survive the donating step; the policy's rules on real records.
+The raw weights at the last evaluation only (``eval.raw_weights: last``): the same EWA values and
+crossing, the raw loss on the last evaluation row and in the summary, alone or vmapped in a race."""
 
+import math
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -10,6 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from scaling import rundir  # noqa: E402
+from scaling.errors import ScalingError  # noqa: E402
 from scaling.lm.config import TrainConfig  # noqa: E402
 from scaling.lm.evaluation import eval_steps  # noqa: E402
 from scaling.lm.loop import Schedule  # noqa: E402
@@ -37,8 +41,11 @@ def runs(tmp_path_factory):
                 "sparse": {"eval.sparse_every": SPARSE},  # dense again once within 5% of L*
                 "kept": {"eval.sparse_every": SPARSE, "eval.near_target": 0.0},  # found through kept weights
                 "kept_ckpt": {"eval.sparse_every": SPARSE, "eval.near_target": 0.0,
-                              "checkpoint_every_tokens": 25 * 16 * 32}}  # checkpoints resolve kept weights
-    return {name: (root / name, train(TrainConfig.from_dict(tiny_spec(steps=STEPS, target_loss=TARGET, **kw)),
+                              "checkpoint_every_tokens": 25 * 16 * 32},  # checkpoints resolve kept weights
+                "raw_last": {"eval.raw_weights": "last"},
+                "lean": {"eval.sparse_every": SPARSE, "eval.near_target": 0.0, "eval.raw_weights": "last"},
+                "raw_last_cap": {"eval.raw_weights": "last", "target_loss": 1.0}}  # never reached: the cap
+    return {name: (root / name, train(TrainConfig.from_dict(tiny_spec(steps=STEPS, **{"target_loss": TARGET, **kw})),
                                       root / name))
             for name, kw in variants.items()}
 
@@ -67,6 +74,50 @@ def test_sparse_evaluations_give_the_dense_crossing(runs):
     rows = rundir.read_metrics(kept_dir)
     assert [r["step"] for r in rows] == sorted(r["step"] for r in rows)  # rows stay in step order
     assert len({r["step"] for r in rows}) == len(rows)
+
+
+def test_raw_weights_at_the_last_evaluation_only(runs):
+    dense_dir, dense = runs["dense"]
+    dense_rows = {r["step"]: r for r in rundir.read_metrics(dense_dir) if "eval_loss_ewa" in r}
+    for name in ("raw_last", "lean", "raw_last_cap"):
+        d, s = runs[name]
+        rows = [r for r in rundir.read_metrics(d) if "eval_loss_ewa" in r]
+        assert [r["step"] for r in rows if "eval_loss" in r] == [rows[-1]["step"]], name  # the last only
+        assert s["final_eval_loss"] == rows[-1]["eval_loss"] and s["final_eval_loss_ewa"] == rows[-1]["eval_loss_ewa"]
+        for r in rows:  # the trajectory and the EWA evaluations are the dense run's
+            if r["step"] in dense_rows:
+                assert r["eval_loss_ewa"] == dense_rows[r["step"]]["eval_loss_ewa"], (name, r["step"])
+    raw_last = runs["raw_last"][1]
+    for key in ("status", "steps_to_target", "final_step", "final_eval_loss", "final_eval_loss_ewa", "best_eval_loss"):
+        assert raw_last[key] == dense[key], key
+    lean_dir, lean = runs["lean"]  # crossed at a kept step: its last evaluation is there, on kept weights
+    assert lean["steps_to_target"] == dense["steps_to_target"] and lean["final_step"] > dense["final_step"]
+    assert lean["final_eval_loss"] == dense["final_eval_loss"]
+    cap_dir, cap = runs["raw_last_cap"]
+    assert cap["status"] == "censored" and cap["final_step"] == STEPS
+    assert math.isfinite(cap["final_eval_loss"]) and cap["final_eval_loss"] != cap["final_eval_loss_ewa"]
+    with pytest.raises(ScalingError, match="eval.raw_weights"):
+        config(**{"eval.raw_weights": "sometimes"})
+
+
+def test_raw_weights_last_in_a_vmapped_race(tmp_path):
+    """Every run of a race gets its raw loss where it stops: the winner at its crossing, the
+    outpaced at the evaluation that stopped them, equal to the race with raw weights every time."""
+    from scaling.lm.many import train_many
+
+    def race(name, **kw):
+        configs = [config(**{"optim.lr": lr, **kw}) for lr in (3e-3, 1e-2)]
+        dirs = [tmp_path / f"{name}{i}" for i in range(len(configs))]
+        return dirs, train_many(configs, dirs, race=True)
+
+    every_dirs, every = race("every")
+    last_dirs, last = race("last", **{"eval.raw_weights": "last"})
+    assert sorted(s["status"] for s in last) == ["censored", "done"]
+    for d, s, e in zip(last_dirs, last, every):
+        assert (s["status"], s["final_step"], s["steps_to_target"]) == (e["status"], e["final_step"], e["steps_to_target"])
+        assert s["final_eval_loss"] == pytest.approx(e["final_eval_loss"], rel=1e-6)
+        assert [r["step"] for r in rundir.read_metrics(d) if "eval_loss" in r] == [s["final_step"]]
+        assert len([r for r in rundir.read_metrics(d) if "eval_loss_ewa" in r]) > 1
 
 
 def test_runs_without_a_target_stay_dense(tmp_path):

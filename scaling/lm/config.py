@@ -139,11 +139,16 @@ class EWAConfig:
             require(h > 0, f"ewa.half_lives_tokens must be positive, got {h}")
 
 
+RAW_WEIGHTS = ("every", "last")  # eval.raw_weights: at every evaluation, or at a run's last only
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """When to evaluate: geometric spacing early plus linear spacing, in steps; optionally only
     every ``sparse_every``-th of those steps while a run with a target is far from it
-    (``scaling.lm.loop.Schedule``: the crossing is still bracketed by consecutive scheduled steps)."""
+    (``scaling.lm.loop.Schedule``: the crossing is still bracketed by consecutive scheduled steps),
+    and with an EWA optionally the raw weights only at the run's last evaluation
+    (``raw_weights: last``: the target metric is the EWA's, the raw loss is only reported)."""
 
     every_tokens: Optional[int] = None  # linear spacing; None: ~`points` evals over the run
     points: int = 40  # target number of linearly spaced evals when every_tokens is None
@@ -151,6 +156,7 @@ class EvalConfig:
     batch_size: int = 32  # sequences per eval forward pass
     sparse_every: int = 1  # > 1 (opt-in, runs with a target): far from L*, evaluate every n-th scheduled step
     near_target: float = 0.05  # "far": the last eval loss above target_loss * (1 + near_target)
+    raw_weights: str = "every"  # "last" (opt-in, with an EWA): the raw weights only at a run's last evaluation
 
     def __post_init__(self):
         require(self.every_tokens is None or self.every_tokens > 0,
@@ -160,6 +166,7 @@ class EvalConfig:
         require(self.batch_size > 0, f"eval.batch_size must be positive, got {self.batch_size}")
         require(self.sparse_every >= 1, f"eval.sparse_every must be >= 1, got {self.sparse_every}")
         require(self.near_target >= 0, f"eval.near_target must be >= 0, got {self.near_target}")
+        require(self.raw_weights in RAW_WEIGHTS, f"eval.raw_weights must be one of {RAW_WEIGHTS}, got {self.raw_weights!r}")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ completed optimizer updates (the eval at step s sees the weights after s updates
 
 Loss: mean next-token cross-entropy (nats) over the fixed validation windows
 (``scaling.data.loader.validation_batch``), on the raw weights and on each bias-corrected EWA.
+With ``eval.raw_weights: last`` and an EWA (whose loss is then the target metric,
+``scaling.lm.record``), the raw weights are evaluated only at a run's last evaluation
+(``scaling.lm.loop``); the other evaluations cost one forward pass per EWA instead of 1 + n_ewa.
 """
 
 from __future__ import annotations
@@ -73,8 +76,14 @@ def param_sets(weights: EvalWeights, hp) -> tuple:
     return weights.params, ewa_lib.corrected(weights.ewa, hp["ewa_decays"], weights.step)
 
 
-def make_eval(model):
-    """losses(EvalWeights, hp, val [C, E, L+1], weights [C, E]) -> [1 + n_ewa] mean losses (raw first)."""
+EVAL_PARTS = ("all", "raw", "averaged")
+
+
+def make_eval(model, part: str = "all"):
+    """losses(EvalWeights, hp, val [C, E, L+1], weights [C, E]) -> mean losses: [1 + n_ewa] (raw
+    first) for ``part="all"``, [1] for ``"raw"``, [n_ewa] for ``"averaged"``."""
+    if part not in EVAL_PARTS:
+        raise ValueError(f"part must be one of {EVAL_PARTS}, got {part!r}")
 
     def mean_loss(params, val_CxExL1, w_CxE):
         def chunk(carry, xs):
@@ -88,18 +97,21 @@ def make_eval(model):
 
     def losses(weights: EvalWeights, hp, val_CxExL1, w_CxE):
         raw, averaged = param_sets(weights, hp)
-        out = [mean_loss(raw, val_CxExL1, w_CxE)[None]]
-        if averaged != ():
+        out = []
+        if part != "averaged":
+            out.append(mean_loss(raw, val_CxExL1, w_CxE)[None])
+        if part != "raw" and averaged != ():
             out.append(jax.lax.map(lambda p: mean_loss(p, val_CxExL1, w_CxE), averaged))
         return jnp.concatenate(out)
 
     return losses
 
 
-def eval_row(losses: np.ndarray) -> dict:
-    """Metrics row fields: eval_loss, eval_loss_ewa (best decay) and eval_loss_ewa_<i>."""
-    row = {"eval_loss": float(losses[0])}
-    ewa = [float(x) for x in losses[1:]]
+def eval_row(losses: np.ndarray, raw: bool = True) -> dict:
+    """Metrics row fields: eval_loss, eval_loss_ewa (best decay) and eval_loss_ewa_<i>, from
+    [1 + n_ewa] losses (raw first), or from [n_ewa] EWA losses without eval_loss (``raw=False``)."""
+    row = {"eval_loss": float(losses[0])} if raw else {}
+    ewa = [float(x) for x in (losses[1:] if raw else losses)]
     if ewa:
         finite = [x for x in ewa if math.isfinite(x)]
         row["eval_loss_ewa"] = min(finite) if finite else float("nan")

@@ -28,6 +28,11 @@ policy; it can only differ if the loss dipped below L* at a skipped step and ros
 by the next evaluated one (on the 143 target runs of runs/cpu_reference it never did, for
 n <= 8). A checkpoint first evaluates the kept copies (a resumed run has none). A run may train
 past its crossing until the next evaluated step; it records where it stopped (``final_step``).
+
+Raw weights at the last evaluation only (``eval.raw_weights: last``, runs with an EWA, whose loss
+is the target metric): an evaluation computes the EWA losses alone, and the raw weights' loss is
+added for the runs that stop there (target, divergence, outpaced) and at the cap, so every
+run's summary still reports its final raw loss.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class Schedule:
     gns_every: Optional[int] = None  # split-batch noise scale: the measuring step every n steps
     sparse_every: int = 1  # eval.sparse_every (1: every scheduled step is evaluated)
     near_target: float = 0.05  # eval.near_target
+    raw_every: bool = True  # the raw weights at every evaluation (False: eval.raw_weights last, with an EWA)
 
     def __post_init__(self):
         object.__setattr__(self, "_index", {s: i for i, s in enumerate(sorted(self.evals))})
@@ -179,20 +185,25 @@ class Loop:
             if r.pull(step, m, now, paused) and self.progress is not None:
                 self.progress.stepped(step)
 
-    def _losses(self, weights) -> np.ndarray:
-        losses = np.asarray(self.fns.evaluate(weights, self.hp, *self.val))
+    def _losses(self, weights, raw: bool = True) -> np.ndarray:
+        """[K, 1 + n_ewa] losses (raw first), or [K, n_ewa] EWA losses alone (``raw=False``)."""
+        fn = self.fns.evaluate if raw else self.fns.evaluate_averaged
+        losses = np.asarray(fn(weights, self.hp, *self.val))
         return losses if self.fns.vmapped else losses[None]
 
     def _evaluate(self, state, step: int) -> None:
-        losses = self._losses(eval_weights(state))
+        raw = self.schedule.raw_every
+        weights = eval_weights(state)
+        losses = self._losses(weights, raw)
         if self.kept:
             crossed = [r for k, r in enumerate(self.records) if r.active and r.config.target_loss is not None
-                       and eval_row(losses[k]).get(r.metric, np.inf) <= r.config.target_loss]
+                       and eval_row(losses[k], raw).get(r.metric, np.inf) <= r.config.target_loss]
             if crossed:
                 self._evaluate_kept(until_crossing=crossed)
             self.kept.clear()  # nobody crossed: the skipped steps cannot hold a first crossing but by a dip
+        was_active = [r.active for r in self.records]
         for k, r in enumerate(self.records):
-            r.evaluated(step, losses[k])
+            r.evaluated(step, losses[k], raw)
         if self.progress is not None:
             self.progress.evaluated(self.records[0].final_eval.get(self.records[0].metric))
         if self.race:
@@ -202,19 +213,36 @@ class Loop:
                 for r in self.records:
                     if r.active:
                         r.outpaced(first_in, step)
+        if not raw:
+            self._raw_where_stopped(weights, step, was_active)
 
     def _evaluate_kept(self, until_crossing: list) -> None:
         """Evaluate the kept steps in order, until every run of ``until_crossing`` has its
         crossing or stopped (all of them when empty), and forget them."""
+        raw = self.schedule.raw_every
         for kept in self.kept:
-            losses = self._losses(kept.weights)
+            losses = self._losses(kept.weights, raw)
+            was_active = [r.active for r in self.records]
             for k, r in enumerate(self.records):
                 now, r.last_gns = r.last_gns, kept.gns[k]  # the eval row carries the step's own values
-                r.evaluated(kept.step, losses[k])
+                r.evaluated(kept.step, losses[k], raw)
                 r.last_gns = now
+            if not raw:
+                self._raw_where_stopped(kept.weights, kept.step, was_active)
             if until_crossing and all(r.reached is not None or not r.active for r in until_crossing):
                 break
         self.kept.clear()
+
+    def _raw_where_stopped(self, weights, step: int, was_active: list) -> None:
+        """The raw weights' loss for the runs whose last evaluation this was (raw_weights: last):
+        those it stopped and, at the cap, those still going (a kept step is never the cap's)."""
+        last = step >= self.schedule.total
+        stopped = [k for k, r in enumerate(self.records) if was_active[k] and (last or not r.active)]
+        if stopped:
+            raw = np.asarray(self.fns.evaluate_raw(weights, self.hp, *self.val))
+            raw = raw if self.fns.vmapped else raw[None]
+            for k in stopped:
+                self.records[k].evaluated_raw(step, float(raw[k][0]))
 
     def _finish_stopped(self, paused: float) -> None:
         if self.finish is None:

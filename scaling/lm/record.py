@@ -110,15 +110,16 @@ class RunRecord:
             self.row(step).update(m)
         return True
 
-    def evaluated(self, step: int, losses: np.ndarray) -> None:
-        """The evaluation at ``step`` ([1 + n_ewa] losses): divergence, crossing, target stop."""
+    def evaluated(self, step: int, losses: np.ndarray, raw: bool = True) -> None:
+        """The evaluation at ``step`` ([1 + n_ewa] losses, or [n_ewa] EWA losses without the raw
+        weights' when ``raw`` is False): divergence, crossing, target stop."""
         if not self.active:
             return
-        self.final_eval = eval_row(losses)
+        self.final_eval = eval_row(losses, raw)
         self.row(step).update(self.final_eval, **self.last_gns)
         value = self.final_eval.get(self.metric)
         self.history.append((step, value))
-        if not finite(value) or not finite(self.final_eval["eval_loss"]):
+        if not finite(value) or (raw and not finite(self.final_eval["eval_loss"])):
             self.stop("diverged", f"non-finite eval loss at step {step}")
             return
         self._update_crossing()
@@ -128,6 +129,11 @@ class RunRecord:
         elif self.reached is None and race is not None and step >= race:
             self.stop("censored", f"outpaced: above the target {self.config.target_loss:g} at step {step}, past "
                                   f"the {race:.1f} steps another lr needed", censored_by=OUTPACED)
+
+    def evaluated_raw(self, step: int, loss: float) -> None:
+        """The raw weights' loss at ``step``, this run's last evaluation (``eval.raw_weights: last``)."""
+        self.final_eval["eval_loss"] = loss
+        self.row(step)["eval_loss"] = loss
 
     def outpaced(self, winner: "RunRecord", step: int) -> None:
         """Stopped because ``winner`` (same batch size) reached the target first."""

@@ -62,6 +62,8 @@ class Compiled(NamedTuple):
     evaluate: Any  # (EvalWeights, hparams, val, weights) -> [1 + n_ewa] losses ([K, 1 + n_ewa] when vmapped)
     vmapped: bool
     snapshot: Any = None  # EvalWeights -> a copy that outlives the next (donating) step
+    evaluate_raw: Any = None  # the same arguments -> [1] loss of the raw weights ([K, 1])
+    evaluate_averaged: Any = None  # the same arguments -> [n_ewa] losses of the EWAs ([K, n_ewa])
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class StepShape:
 
 
 _COMPILED: dict[tuple, Compiled] = {}
-_SHARED: dict[tuple, tuple] = {}  # (init, evaluate, snapshot): the model, n_ewa, the mesh and vmapping only
+_SHARED: dict[tuple, dict] = {}  # init, evaluations, snapshot: the model, n_ewa, the mesh and vmapping only
 _PARAM_SHAPES: dict[tuple, Any] = {}
 
 
@@ -258,8 +260,9 @@ def compiled(model: Transformer, shape: StepShape, mesh, *, vmapped: bool = Fals
 
     With the split-batch noise scale, ``step`` never measures and ``measuring_step`` runs the
     measurement program and then ``step`` (the loop calls it on steps where ``state.step %
-    gns_every == 0``); otherwise the two are one. ``init``, ``evaluate`` and ``snapshot`` depend
-    on the model only (not the batch size), so runs at every batch size share them.
+    gns_every == 0``); otherwise the two are one. ``init``, the evaluations and ``snapshot``
+    depend on the model only (not the batch size), so runs at every batch size share them; each
+    evaluation compiles on its first call, so an unused one costs nothing.
     """
     devices = tuple(d.id for d in mesh.devices.flat)
     key = (model.config, model.vocab_size, shape, vmapped, vmapped and shared_batch, devices)
@@ -268,15 +271,21 @@ def compiled(model: Transformer, shape: StepShape, mesh, *, vmapped: bool = Fals
         shared_key = (model.config, model.vocab_size, shape.n_ewa, vmapped, devices)
         if shared_key not in _SHARED:
             init = partial(init_state, model=model, n_ewa=shape.n_ewa)
-            evaluate = jax.vmap(make_eval(model), in_axes=(0, 0, None, None)) if vmapped else make_eval(model)
-            _SHARED[shared_key] = (jax.jit(jax.vmap(init) if vmapped else init, out_shardings=repl),
-                                   jax.jit(evaluate, out_shardings=repl), jax.jit(_copy, out_shardings=repl))
-        init, evaluate, snapshot = _SHARED[shared_key]
+
+            def evaluation(part):
+                losses = make_eval(model, part)
+                return jax.jit(jax.vmap(losses, in_axes=(0, 0, None, None)) if vmapped else losses,
+                               out_shardings=repl)
+
+            _SHARED[shared_key] = dict(
+                init=jax.jit(jax.vmap(init) if vmapped else init, out_shardings=repl),
+                evaluate=evaluation("all"), evaluate_raw=evaluation("raw"),
+                evaluate_averaged=evaluation("averaged") if shape.n_ewa else None,
+                snapshot=jax.jit(_copy, out_shardings=repl))
         step = _jit_step(model, shape, mesh, vmapped=vmapped, shared_batch=shared_batch)
         measuring_step = (measuring(step, _jit_measure(model, shape, mesh, vmapped=vmapped, shared_batch=shared_batch))
                           if shape.split_gns else step)
-        _COMPILED[key] = Compiled(init=init, step=step, measuring_step=measuring_step, evaluate=evaluate,
-                                  vmapped=vmapped, snapshot=snapshot)
+        _COMPILED[key] = Compiled(step=step, measuring_step=measuring_step, vmapped=vmapped, **_SHARED[shared_key])
     return _COMPILED[key]
 
 

@@ -232,7 +232,8 @@ def train_runs(configs: list, run_dirs: list, *, vmapped: bool, race: bool = Fal
     evals = frozenset(eval_steps(first.total_steps, first.tokens_per_step, first.eval))
     schedule = Schedule(total=first.total_steps, evals=evals, checkpoint_every=checkpoint_every(first),
                         gns_every=first.gns_every if step_shape(first, session.info["microbatch_size"]).split_gns else None,
-                        sparse_every=first.eval.sparse_every, near_target=first.eval.near_target)
+                        sparse_every=first.eval.sparse_every, near_target=first.eval.near_target,
+                        raw_every=first.eval.raw_weights == "every" or not first.ewa_decays)
     bar = Progress(records[0], first.total_steps) if progress and session.writer and not vmapped else None
     loop = Loop(fns=session.fns, hp=session.hp, val=session.val, next_batch=session.next_batch, records=records,
                 schedule=schedule, race=race, save=save, finish=finish, progress=bar)
