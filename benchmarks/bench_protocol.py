@@ -2,6 +2,7 @@
 
     python benchmarks/bench_protocol.py            # -> benchmarks/results/protocol_cost.json
     python benchmarks/bench_protocol.py --nqm-only
+    python benchmarks/bench_protocol.py --lm-grid-here   # also retrain the LM grid protocol here
 
 - ``nqm``: a set of NQM groups (exact expected loss) swept under ``protocol: grid`` and
   ``protocol: adaptive`` in this process, one after the other.
@@ -10,7 +11,12 @@
   adaptive protocol trains ``benchmarks/grids/protocol_lm.yaml`` (same models, lrs, batch sizes,
   budgets and rules) into ``benchmarks/work/protocol_lm`` (resumed if it exists). Wall time is
   the sum of the runs' own ``wall_time_s`` for both (training time, start-up and compiles of the
-  process excluded), so the two are comparable although they ran on different days.
+  process excluded). The shipped records were trained on another day, maybe another machine, so
+  ``--lm-grid-here`` also trains the same grid under ``protocol: grid`` into
+  ``benchmarks/work/protocol_lm_grid`` on this machine, one sweep after the other in this process:
+  ``wall_s_grid`` and ``wall_s_adaptive`` are then both this machine's (``wall_same_machine``
+  says so and gives the retrained grid's tokens); tokens, CBS and laws stay the shipped records',
+  and ``same_machine`` compares the two sweeps trained here (tokens, oracle, CBS, laws).
 
 The oracle knows each batch size's best lr in advance: one run per batch size at the grid's
 winner (the fewest steps to L*; at B_ref the run that set L*; at a batch size where every lr was
@@ -138,13 +144,30 @@ def nqm_part() -> dict:
     return res
 
 
-def lm_part() -> dict:
+def lm_part(grid_here: bool = False) -> dict:
     t0 = time.perf_counter()
     run_sweep(LM_GRID, out=WORK / "protocol_lm", quiet=True)
     session = time.perf_counter() - t0
+    if grid_here:
+        here_grid = WORK / "protocol_lm_grid.yaml"
+        here_grid.write_text(yaml.safe_dump({**yaml.safe_load(LM_GRID.read_text()), "name": "protocol_lm_grid",
+                                             "protocol": "grid"}))
+        run_sweep(here_grid, out=WORK / "protocol_lm_grid", quiet=True)
     tokens = sorted({int(round(r * LM_PARAMS)) for r in (5, 10, 20)})
     res = compare(LM_SHIPPED, WORK / "protocol_lm", "tokens", where={"params": {LM_PARAMS}, "tokens": set(tokens)})
     res["adaptive_session_wall_s"] = session  # this invocation (0 work when the sweep was finished before)
+    if grid_here:
+        here = sweep_cost(read_sweep(WORK / "protocol_lm_grid").runs)
+        res["wall_s_grid"] = here["run_wall_s"]
+        res["wall_same_machine"] = {"machine": cpu_model(), "grid_retrained": str(here_grid.relative_to(ROOT)),
+                                    "grid_run_wall_s": here["run_wall_s"], "grid_tokens": here["tokens"],
+                                    "grid_runs": here["runs"], "adaptive_run_wall_s": res["wall_s_adaptive"],
+                                    "shipped_grid_run_wall_s": sweep_cost(
+                                        [r for r in read_sweep(LM_SHIPPED).runs
+                                         if float(r.info.get("params") or 0) == LM_PARAMS
+                                         and float(r.info.get("tokens") or 0) in set(tokens)])["run_wall_s"]}
+        # both protocols trained here: tokens, CBS and laws free of another machine's float rounding
+        res["same_machine"] = compare(WORK / "protocol_lm_grid", WORK / "protocol_lm", "tokens")
     res["setting"] = {"grid": str(LM_GRID.relative_to(ROOT)), "grid_records": str(LM_SHIPPED.relative_to(ROOT)),
                       "params": LM_PARAMS, "tokens": tokens}
     return res
@@ -153,14 +176,18 @@ def lm_part() -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nqm-only", action="store_true")
+    p.add_argument("--lm-grid-here", action="store_true",
+                   help="also train the LM grid under protocol: grid on this machine, for its wall time")
     a = p.parse_args(argv)
     out = {"benchmark": "bench_protocol.py",
            "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average": load_average()},
            "nqm": nqm_part()}
     if not a.nqm_only:
-        out["lm"] = lm_part()
+        out["lm"] = lm_part(a.lm_grid_here)
     out["note"] = ("tokens: final_tokens summed over runs (NQM: samples); wall_s (nqm): the whole sweep in this "
-                   "process; wall_s (lm): the runs' own wall_time_s summed (the grid's from the shipped records)")
+                   "process; wall_s (lm): the runs' own wall_time_s summed (the grid's "
+                   + ("retrained on this machine, see lm.wall_same_machine)" if a.lm_grid_here
+                      else "from the shipped records)"))
     atomic_write_json(RESULT, out)
     for k in ("nqm", "lm"):
         if k in out:
@@ -169,6 +196,12 @@ def main(argv=None) -> int:
                   f"{r['tokens_oracle']:.4g} (adaptive/oracle {r['adaptive_over_oracle']:.2f}, grid/oracle "
                   f"{r['grid_over_oracle']:.2f}); exponent grid {r['exponent_grid']:.3f} {r['exponent_grid_ci']}, "
                   f"adaptive {r['exponent_adaptive']:.3f}")
+            if "same_machine" in r:
+                m = r["same_machine"]
+                print(f"{k} (both trained here): tokens grid {m['tokens_grid']:.4g}, adaptive {m['tokens_adaptive']:.4g}, "
+                      f"oracle {m['tokens_oracle']:.4g} (adaptive/oracle {m['adaptive_over_oracle']:.2f}); run wall "
+                      f"grid {m['wall_s_grid']:.0f} s, adaptive {m['wall_s_adaptive']:.0f} s; exponent grid "
+                      f"{m['exponent_grid']:.3f} {m['exponent_grid_ci']}, adaptive {m['exponent_adaptive']:.3f}")
     return 0
 
 
