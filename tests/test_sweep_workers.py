@@ -166,3 +166,21 @@ def test_sigkill_at_random_points_then_rerun(tmp_path):
     from scaling.sweep import run_sweep, steps_csv, steps_rows
     run_sweep(grid, out=tmp_path / "uninterrupted", quiet=True, compile_cache=None, poll_s=0.05)
     assert steps_csv(steps_rows(out)) == steps_csv(steps_rows(tmp_path / "uninterrupted"))
+
+
+def test_workers_start_with_the_costliest_group(tmp_path):
+    """Longest-processing-time first: the largest N x D group's runs are claimed first, each
+    group's in planned order, so its chain of dependent runs does not finish alone at the end."""
+    from scaling.sweep.worker import costliest_groups_first
+
+    grid = write_grid(tmp_path / "g.yaml", tokens=[1024, 4096, 2048])
+    sweep = SweepState(expand(load_grid(grid), NQMWorkload()), NQMWorkload(), tmp_path / "o")
+    known, _ = sweep.known_runs()
+    ordered = costliest_groups_first(sweep, known)
+    tokens = {g.key: g.tokens for g in sweep.plan.groups}
+    assert [tokens[r.spec.group] for r in ordered] == sorted((tokens[r.spec.group] for r in known), reverse=True)
+    for key in tokens:  # stable: each group's runs keep the plan's order
+        assert [r for r in ordered if r.spec.group == key] == [r for r in known if r.spec.group == key]
+    work(sweep, WorkerOptions(max_runs=1, quiet=True, poll_s=0.01))
+    [ran] = [r for r in run_dirs(tmp_path / "o") if rundir.read_status(r)]
+    assert rundir.read_summary(ran)["tokens"] == 4096

@@ -265,6 +265,18 @@ def _describe(summary: dict) -> str:
 SKIPPED, IMPLIED_DONE, TRAINED = "skipped", "implied", "trained"  # what _attempt did with a run
 
 
+def costliest_groups_first(sweep: SweepState, runs: list) -> list:
+    """``runs`` with the groups of the largest N x D first, each group's runs in planned order.
+
+    Longest-processing-time-first list scheduling (Graham 1969): a group is a chain of dependent
+    runs (the reference search, then one chase search after another, each raced run after the
+    last), so the largest group's chain bounds the sweep's wall time; started first, it runs while
+    the other workers fill in with the smaller groups instead of finishing alone at the end.
+    """
+    cost = {g.key: g.params * g.tokens for g in sweep.plan.groups}
+    return sorted(runs, key=lambda r: -cost.get(r.spec.group, 0))
+
+
 def work(sweep: SweepState, opts: Optional[WorkerOptions] = None) -> dict:
     """The worker loop. Returns counts {"ran": n, "failed": n, ...} of what this worker did."""
     opts = opts or WorkerOptions()
@@ -273,7 +285,7 @@ def work(sweep: SweepState, opts: Optional[WorkerOptions] = None) -> dict:
     while opts.max_runs is None or counts["ran"] < opts.max_runs:
         targets = sweep.targets()
         known, waiting = sweep.known_runs(targets)
-        todo = [r for r in known if r.run_id not in attempted and needs_run(r, opts)]
+        todo = costliest_groups_first(sweep, [r for r in known if r.run_id not in attempted and needs_run(r, opts)])
         claimed = False
         for run in todo:
             outcome = _attempt(sweep, run, todo, known, attempted, opts, counts)
