@@ -41,6 +41,7 @@ def main() -> int:
         load_before = load_average()
         cold, out = timed(cmd, env, tmp)
         warm, _ = timed(cmd + ["--no-figures"], env, tmp)
+        fit = json.loads((Path(tmp) / "demo" / "fit_tokens.json").read_text())
     import jax
 
     result = {
@@ -55,6 +56,9 @@ def main() -> int:
         "lr_edge_warnings": [l for l in out.splitlines() if "edge of the grid" in l],
         "law_line": next((l.strip() for l in out.splitlines() if l.strip().startswith("cbs ")), None),
         "leave_one_out": next((l for l in out.splitlines() if l.startswith("leave-one-out")), None),
+        "exponent_tokens_ci": fit["laws"]["cbs"]["intervals"].get("a_tokens") if "laws" in fit else None,
+        "leave_one_out_check": [{k: h[k] for k in ("measured", "predicted", "predicted_ci", "check_ci", "inside_interval")}
+                                for h in fit.get("leave_one_out", {}).get("held_out", [])],
     }
     path = Path(__file__).parent / "results" / f"demo_{a.workload}_{a.machine}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -40,7 +40,10 @@ def render(fit) -> str:
         what = "CBS" if h.get("quantity", "cbs") == "cbs" else h["quantity"]
         lines.append(f"leave-one-out: without params={fmt(h['params'])} tokens={fmt(h['tokens'])} the law "
                      f"predicts {what} {fmt(h['predicted'])} {fmt(h['predicted_ci'])}, measured "
-                     f"{fmt(h['measured'])} (error {100 * h['relative_error']:+.1f}%)")
+                     f"{fmt(h['measured'])} (error {100 * h['relative_error']:+.1f}%)"
+                     + (f": {'inside' if h['inside_interval'] else 'outside'} the check interval "
+                        f"{fmt(h['check_ci'])} (the law's, widened by that measurement's own noise)"
+                        if "check_ci" in h else ""))
     if logo and not logo.get("done", True):
         lines.append(f"leave-one-out: not done ({logo['reason']})")
     return "\n".join(lines)
