@@ -25,7 +25,8 @@
     sweep, warm, with the opt-in sparse evaluations (``eval.sparse_every``); ``--lean`` a fourth
     with sparse evaluations and the raw weights evaluated at each run's last evaluation only
     (``eval.raw_weights: last``), and ``--lean-tpp N`` that lean sweep again on the same model's
-    group at N tokens per parameter (same shapes, so the warm cache serves it), to show how the
+    group at N tokens per parameter (the same model: the warm cache serves the batch sizes both
+    groups train; a batch size only the larger group reaches compiles afresh), to show how the
     ratio moves with the length of the runs.
 
     python benchmarks/bench_step_overhead.py [--quick] [--sparse] [--lean] [--lean-tpp 20]
