@@ -157,17 +157,14 @@ def lm_part(grid_here: bool = False) -> dict:
     res = compare(LM_SHIPPED, WORK / "protocol_lm", "tokens", where={"params": {LM_PARAMS}, "tokens": set(tokens)})
     res["adaptive_session_wall_s"] = session  # this invocation (0 work when the sweep was finished before)
     if grid_here:
-        here = sweep_cost(read_sweep(WORK / "protocol_lm_grid").runs)
-        res["wall_s_grid"] = here["run_wall_s"]
-        res["wall_same_machine"] = {"machine": cpu_model(), "grid_retrained": str(here_grid.relative_to(ROOT)),
-                                    "grid_run_wall_s": here["run_wall_s"], "grid_tokens": here["tokens"],
-                                    "grid_runs": here["runs"], "adaptive_run_wall_s": res["wall_s_adaptive"],
-                                    "shipped_grid_run_wall_s": sweep_cost(
-                                        [r for r in read_sweep(LM_SHIPPED).runs
-                                         if float(r.info.get("params") or 0) == LM_PARAMS
-                                         and float(r.info.get("tokens") or 0) in set(tokens)])["run_wall_s"]}
         # both protocols trained here: tokens, CBS and laws free of another machine's float rounding
-        res["same_machine"] = compare(WORK / "protocol_lm_grid", WORK / "protocol_lm", "tokens")
+        here = compare(WORK / "protocol_lm_grid", WORK / "protocol_lm", "tokens")
+        res["same_machine"] = here
+        res["wall_same_machine"] = {"machine": cpu_model(), "grid_retrained": str(here_grid.relative_to(ROOT)),
+                                    "grid_run_wall_s": here["wall_s_grid"], "grid_tokens": here["tokens_grid"],
+                                    "grid_runs": here["runs_grid"], "adaptive_run_wall_s": here["wall_s_adaptive"],
+                                    "shipped_grid_run_wall_s": res["wall_s_grid"]}
+        res["wall_s_grid"] = here["wall_s_grid"]
     res["setting"] = {"grid": str(LM_GRID.relative_to(ROOT)), "grid_records": str(LM_SHIPPED.relative_to(ROOT)),
                       "params": LM_PARAMS, "tokens": tokens}
     return res
